@@ -1,0 +1,15 @@
+"""Fast scan backends for ssmzoo: Triton kernels and the mamba_ssm CUDA adapter.
+
+Registered through the ``ssmzoo`` entry-point group like any third-party plugin. Registration
+imports nothing heavy: Triton and mamba_ssm are imported when a backend is first asked whether it is
+available or asked to run.
+"""
+
+from __future__ import annotations
+
+import ssmzoo
+
+
+@ssmzoo.hookimpl
+def ssmzoo_register_backends(registry):
+    """Register every backend this package provides (each module adds its own line)."""

@@ -1,0 +1,1 @@
+"""The mamba2 family of ssmzoo (registered through the `ssmzoo` entry-point group)."""

@@ -1,0 +1,1 @@
+"""The s6 family of ssmzoo (registered through the `ssmzoo` entry-point group)."""

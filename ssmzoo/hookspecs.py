@@ -1,0 +1,45 @@
+"""The hooks a plugin implements. Each receives the :class:`~ssmzoo.registry.Registry`.
+
+A plugin is a module named in the ``ssmzoo`` entry-point group whose functions are marked with
+``@ssmzoo.hookimpl`` and carry one of these names. A plugin implements only the hooks it needs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ssmzoo.registry import Registry
+
+hookspec = pluggy.HookspecMarker("ssmzoo")
+hookimpl = pluggy.HookimplMarker("ssmzoo")
+
+
+@hookspec
+def ssmzoo_register_units(registry: Registry) -> None:
+    """Register units: ``registry.unit(name, factory, doc=..., paper=..., role="core"|"block")``."""
+
+
+@hookspec
+def ssmzoo_register_variants(registry: Registry) -> None:
+    """Register named variants: ``registry.variant(name, spec, doc=...)``.
+
+    Called after every plugin's units are registered, so a variant may name another plugin's unit.
+    """
+
+
+@hookspec
+def ssmzoo_register_backends(registry: Registry) -> None:
+    """Register scan backends: ``registry.backend(name, backend)`` (a ``ScanBackend`` instance)."""
+
+
+@hookspec
+def ssmzoo_register_tasks(registry: Registry) -> None:
+    """Register tasks: ``registry.task(name, factory, doc=...)``."""
+
+
+@hookspec
+def ssmzoo_register_models(registry: Registry) -> None:
+    """Register model kinds (``lm``, ``classifier``, ...): ``registry.model(name, factory, doc=...)``."""

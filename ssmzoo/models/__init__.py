@@ -1,0 +1,1 @@
+"""Backbones: language model, classifier and regressor around any registered mixer."""

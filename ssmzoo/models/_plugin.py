@@ -1,0 +1,1 @@
+"""Registers the built-in model kinds, as a plugin like any other."""

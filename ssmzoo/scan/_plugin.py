@@ -1,0 +1,1 @@
+"""Registers the pure-PyTorch reference scan backend, as a plugin like any other."""

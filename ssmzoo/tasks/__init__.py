@@ -1,0 +1,1 @@
+"""Tasks: synthetic generators and dataset loaders, each with its metric and model head."""

@@ -1,0 +1,1 @@
+"""Registers the built-in tasks, as a plugin like any other."""
