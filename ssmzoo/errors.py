@@ -33,6 +33,7 @@ class UnknownNameError(SSMZooError, KeyError):
 
     kind = "name"
     hint = ""
+    list_known = False  # name every valid choice in the message (for short lists)
 
     def __init__(self, name: str, candidates: Iterable[str] = (), *, hint: str | None = None):
         self.name = name
@@ -40,6 +41,8 @@ class UnknownNameError(SSMZooError, KeyError):
         self.suggestions = nearest(name, self.candidates)
         msg = f"no {self.kind} named {name!r}{did_you_mean(name, self.candidates)}"
         hint = self.hint if hint is None else hint
+        if self.list_known:
+            msg += "; known: " + (", ".join(self.candidates) or "none")
         if hint:
             msg += f" ({hint})"
         super().__init__(msg)
@@ -60,6 +63,7 @@ class UnknownModelError(UnknownNameError):
 
 class UnknownBackendError(UnknownNameError):
     kind = "backend"
+    list_known = True
     hint = "see `ssmzoo backends`"
 
 
@@ -110,7 +114,7 @@ class SpecSyntaxError(SSMZooError, ValueError):
         self.text, self.pos, self.expected, self.found = text, pos, expected, found
         self.column = pos + 1
         super().__init__(
-            f"bad spec at column {self.column}: expected {expected}, found {found}\n"
+            f"bad spec {text!r} at column {self.column}: expected {expected}, found {found}\n"
             f"  {text}\n  {' ' * pos}^"
         )
 

@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -92,7 +92,7 @@ def load_plugins(registry: Registry, eps: list[EntryPoint] | None = None) -> lis
     """Import every entry point of the group and let each register into ``registry``."""
     if eps is None:
         eps = sorted(entry_points(group=GROUP), key=lambda e: e.name)
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         unique = []
         for ep in eps:  # the same distribution found twice on sys.path: keep the first
             if (ep.name, ep.value) not in seen:
@@ -120,7 +120,7 @@ def load_plugins(registry: Registry, eps: list[EntryPoint] | None = None) -> lis
     # Phase by phase, plugin by plugin; a failure rolls back everything the plugin registered.
     failed: set[str] = set()
     for phase in PHASES:
-        for info, module in modules:
+        for info, _module in modules:
             if info.name in failed:
                 continue
             others = [m for i, m in modules if i is not info]
@@ -146,7 +146,7 @@ def load_plugins(registry: Registry, eps: list[EntryPoint] | None = None) -> lis
 
 
 def _remove(registry: Registry, names: list[tuple[str, str]]) -> None:
-    tables = {"unit": registry._units, "variant": registry._variants, "model": registry._models,
+    tables: dict[str, dict[str, Any]] = {"unit": registry._units, "variant": registry._variants, "model": registry._models,
               "task": registry._tasks, "backend": registry._backends}
     for kind, name in names:
         tables[kind].pop(name, None)

@@ -143,6 +143,7 @@ class _Parser:
         self.pos = m.end()
         args: dict[str, Any] = {}
         if self._peek() == "(":
+            open_pos = self.pos
             self.pos += 1
             if self._peek() == ")":
                 self.pos += 1
@@ -169,6 +170,8 @@ class _Parser:
                 if ch == ")":
                     self.pos += 1
                     break
+                if ch == "":
+                    raise self._fail(f"',' or ')' to close the '(' at column {open_pos + 1}")
                 raise self._fail("',' or ')'")
         return Spec(name, args)
 
@@ -181,7 +184,8 @@ class _Parser:
         if ch == "[":
             return self.list()
         m = _NUMBER.match(self.text, self.pos)
-        if m and not (m.group() in ("inf", "nan") and _NAME.match(self.text, self.pos).group() != m.group()):
+        word_m = _NAME.match(self.text, self.pos)
+        if m and not (word_m and word_m.group() != m.group()):
             word = m.group()
             end = m.end()
             # a number must not run straight into a name character ("2x" is not a value)
@@ -239,6 +243,8 @@ class _Parser:
             if ch == "]":
                 self.pos += 1
                 return items
+            if ch == "":
+                raise self._fail(f"',' or ']' to close the '[' at column {start + 1}")
             raise self._fail("',' or ']'")
 
 
