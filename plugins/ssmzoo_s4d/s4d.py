@@ -1,0 +1,130 @@
+"""S4D: a diagonal state-space layer with fixed (input-independent) Δ, B and C.
+
+Gu, Gupta, Goel & Ré, "On the Parameterization and Initialization of Diagonal State Space Models"
+(NeurIPS 2022); the layout follows ``state-spaces/s4:models/s4/s4d.py``. Per channel c and mode n:
+
+    h_t = exp(Δ_c A_cn) h_{t-1} + (exp(Δ_c A_cn) - 1) / A_cn * B_cn u_t      (zero-order hold)
+    y_t = 2 Re(sum_n C_cn h_t) + D_c u_t
+
+which is the convolution y = K * u + D u with the Vandermonde kernel
+K_l = 2 Re sum_n C_cn B_cn (exp(Δ_c A_cn) - 1) / A_cn exp(l Δ_c A_cn).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from einops import rearrange, repeat
+from torch import Tensor, nn
+
+from ssmzoo.errors import HyperparameterTypeError
+from ssmzoo.models.inits import as_complex, log_dt_init, no_weight_decay, optim_hint, s4d_A_init
+from ssmzoo.models.io import Saveable
+from ssmzoo.models.spectrum import SpectrumScaled
+
+__all__ = ["S4D"]
+
+
+class S4D(SpectrumScaled, Saveable, nn.Module):
+    """S4D core: per-channel Δ, complex diagonal A, complex B and C, ZOH; FFT convolution.
+
+    (batch, length, d_model) -> (batch, length, d_model). No activation or output mixing: models
+    add S4's GELU + GLU output (``mixer_out``). Each channel keeps d_state/2 complex modes, which
+    with the 2·Re read-out stand for d_state real state dimensions (S4's convention).
+
+    Args:
+        d_state: real state size N per channel (N/2 complex conjugate-pair modes), as s4d.py's N
+        init: A's initialisation: S4D-Lin (-1/2 + i pi n), S4D-Inv or S4D-Real (-(n+1))
+        dt_min: smallest initial Δ (log-uniform initialisation)
+        dt_max: largest initial Δ (log-uniform initialisation)
+        mode: fft trains by FFT convolution with the Vandermonde kernel, scan runs selective_scan
+        ssm_lr: cap on the learning rate of Δ, A and B (S4's convention, 0.001); 0 = base lr
+    """
+
+    def __init__(self, d_model: int, *, d_state: int = 64, init: Literal["lin", "inv", "real"] = "lin",
+                 dt_min: float = 1e-3, dt_max: float = 0.1, mode: Literal["fft", "scan"] = "fft",
+                 ssm_lr: float = 1e-3) -> None:
+        super().__init__()
+        if d_state < 2 or d_state % 2:
+            raise HyperparameterTypeError("unit 's4d'", "d_state",
+                                          "an even int >= 2 (N/2 complex modes)", d_state)
+        self.d_model, self.d_state, self.n_modes, self.mode = d_model, d_state, d_state // 2, mode
+        m = self.n_modes
+        log_re, im = s4d_A_init(m, init)
+        self.log_dt = nn.Parameter(log_dt_init((d_model,), dt_min, dt_max))            # (d,)
+        self.log_A_real = nn.Parameter(repeat(log_re, "n -> d n", d=d_model).clone())  # (d, m)
+        self.A_imag = nn.Parameter(repeat(im, "n -> d n", d=d_model).clone())          # (d, m)
+        self.B = nn.Parameter(torch.stack([torch.ones(d_model, m), torch.zeros(d_model, m)], -1))
+        self.C = nn.Parameter(torch.randn(d_model, m, 2) * 0.5 ** 0.5)  # complex randn (d, m)
+        self.D = nn.Parameter(torch.randn(d_model))                                    # (d,)
+        ssm_hint = {"weight_decay": 0.0} | ({"lr_max": ssm_lr} if ssm_lr > 0 else {})
+        for p in (self.log_dt, self.log_A_real, self.A_imag, self.B):
+            optim_hint(p, **ssm_hint)
+        no_weight_decay(self.D)
+        self.init_spectrum()
+
+    # ---- parameters -> discretisation ----------------------------------------------------------
+    def effective_A(self) -> Tensor:
+        """A: (d_model, d_state/2) complex, after this layer's spectrum scaling."""
+        return self.scaled_A(self.log_A_real, self.A_imag)
+
+    def dt(self) -> Tensor:
+        """Δ: (d_model,), after the spectrum scaling in ``delta`` mode."""
+        return self.scaled_delta(torch.exp(self.log_dt))
+
+    def _discrete(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(dA, dB, C): exp(ΔA), (exp(ΔA) - 1)/A * B and C, each (d_model, d_state/2) complex."""
+        A = self.effective_A()                                    # (d, m)
+        dtA = self.dt()[:, None] * A                              # (d, m)
+        dA = torch.exp(dtA)
+        dB = (dA - 1) / A * as_complex(self.B)
+        return dA, dB, as_complex(self.C)
+
+    def kernel(self, length: int) -> Tensor:
+        """The convolution kernel K: (d_model, length), by a Vandermonde product."""
+        A = self.effective_A()
+        dtA = self.dt()[:, None] * A                                         # (d, m)
+        dB = (torch.exp(dtA) - 1) / A * as_complex(self.B)                   # (d, m)
+        pos = torch.arange(length, device=A.device, dtype=dtA.real.dtype)
+        vander = torch.exp(dtA[:, :, None] * pos)                            # (d, m, l)
+        return 2 * torch.einsum("dm,dml->dl", as_complex(self.C) * dB, vander).real  # (d, l)
+
+    # ---- sequence and step -----------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (batch, length, d_model) -> (batch, length, d_model)."""
+        u = rearrange(x, "b l d -> b d l")
+        length = u.shape[-1]
+        if self.mode == "fft":
+            k = self.kernel(length)                                          # (d, l)
+            n = 2 * length
+            y = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(k, n=n), n=n)[..., :length]
+            y = y + u * self.D[:, None]                                      # (b, d, l)
+        else:
+            import ssmzoo
+
+            A = self.effective_A()
+            delta = repeat(self.dt(), "d -> b d l", b=u.shape[0], l=length)
+            y = ssmzoo.selective_scan(u, delta, A, as_complex(self.B), as_complex(self.C),
+                                      D=self.D, discretization="zoh")
+        return rearrange(y, "b d l -> b l d")
+
+    def init_state(self, batch: int) -> Tensor:
+        """Zero state: (batch, d_model, d_state/2) complex."""
+        p = self.log_A_real
+        cdtype = torch.complex128 if p.dtype == torch.float64 else torch.complex64
+        return torch.zeros(batch, self.d_model, self.n_modes, dtype=cdtype, device=p.device)
+
+    def step(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One token: x_t (batch, d_model), state (batch, d_model, d_state/2) -> (y_t, state)."""
+        dA, dB, C = self._discrete()
+        state = dA * state + dB * x_t[:, :, None]                            # (b, d, m)
+        y = 2 * torch.einsum("bdm,dm->bd", state, C).real + self.D * x_t     # (b, d)
+        return y.to(x_t.dtype), state
+
+    def state_size(self) -> int:
+        """Floats of recurrent state per sequence: d_model * d_state."""
+        return self.d_model * self.d_state
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, d_state={self.d_state}, mode={self.mode!r}"

@@ -1,0 +1,80 @@
+"""The Mamba-1 block (Gu & Dao 2023, mamba_ssm's ``Mamba``) around any core.
+
+    x, z = in_proj(u)                          (batch, length, d_inner) each, d_inner = expand * d
+    x = SiLU(causal depthwise conv(x))         kernel d_conv
+    y = core(x) * SiLU(z)                      core: any core spec, default s6 (the SSM and D)
+    out = out_proj(y)                          (batch, length, d_model)
+
+The B2S6 paper's language-model setup is ``mamba(core=b2s6)``: only the core is swapped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from ssmzoo.models.io import Saveable
+from ssmzoo.spec import Spec, parse
+
+__all__ = ["Mamba"]
+
+
+class Mamba(Saveable, nn.Module):
+    """Mamba-1 block: in_proj, causal depthwise conv, SiLU, a core, SiLU(z) gate, out_proj.
+
+    (batch, length, d_model) -> (batch, length, d_model). The state for step() is the last
+    d_conv - 1 inputs of the convolution and the core's state.
+
+    Args:
+        core: the sequence mixer inside the block (any core spec), built at width d_inner
+        expand: d_inner = expand * d_model
+        d_conv: kernel size of the causal depthwise convolution
+        conv_bias: bias in the convolution
+        bias: bias in in_proj and out_proj
+    """
+
+    def __init__(self, d_model: int, *, core: Spec = parse("s6"), expand: int = 2,
+                 d_conv: int = 4, conv_bias: bool = True, bias: bool = False) -> None:
+        super().__init__()
+        import ssmzoo
+
+        self.d_model, self.d_inner, self.d_conv = d_model, expand * d_model, d_conv
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias)
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner,
+                                padding=d_conv - 1, bias=conv_bias)
+        self.core = ssmzoo.build(parse(core), d_model=self.d_inner)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
+
+    def forward(self, u: Tensor) -> Tensor:
+        """u: (batch, length, d_model) -> (batch, length, d_model)."""
+        length = u.shape[1]
+        x, z = self.in_proj(u).chunk(2, dim=-1)                                # (b, l, e) each
+        x = self.conv1d(rearrange(x, "b l e -> b e l"))[..., :length]          # (b, e, l)
+        x = F.silu(rearrange(x, "b e l -> b l e"))
+        y = self.core(x) * F.silu(z)                                           # (b, l, e)
+        return self.out_proj(y)
+
+    def init_state(self, batch: int) -> dict[str, Any]:
+        """{"conv": (batch, d_inner, d_conv - 1) last inputs, "core": the core's state}."""
+        w = self.conv1d.weight
+        conv = torch.zeros(batch, self.d_inner, self.d_conv - 1, dtype=w.dtype, device=w.device)
+        return {"conv": conv, "core": self.core.init_state(batch)}
+
+    def step(self, u_t: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        """One token: u_t (batch, d_model) -> (y_t (batch, d_model), state)."""
+        x, z = self.in_proj(u_t).chunk(2, dim=-1)                              # (b, e) each
+        window = torch.cat([state["conv"], x[:, :, None]], dim=-1)             # (b, e, d_conv)
+        x = torch.einsum("bek,ek->be", window, self.conv1d.weight[:, 0, :])
+        if self.conv1d.bias is not None:
+            x = x + self.conv1d.bias
+        y, core_state = self.core.step(F.silu(x), state["core"])
+        y = y * F.silu(z)
+        return self.out_proj(y), {"conv": window[:, :, 1:], "core": core_state}
+
+    def state_size(self) -> int:
+        """Floats of recurrent state per sequence: the convolution window and the core's state."""
+        return self.d_inner * (self.d_conv - 1) + int(self.core.state_size())
