@@ -1,0 +1,304 @@
+"""Backward kernels of the chunked SSD.
+
+With dy the gradient of the output before the gate, per head and chunk (notation of _common):
+
+- dH_c^out = sum_t exp(cum_t) dy_t^T C_t (``chunk_state`` with MODE 1);
+- ``_state_passing_bwd_kernel`` runs the recurrence backwards: dS_c = dH_{c+1}, dH_c =
+  dH_c^out + exp(cum_end) dH_{c+1}, dinitial = dH_0; the gradient of chunk c's total log-decay
+  is sum(dS_c * H_{c+1}) (chunk state and recurrence together);
+- ``_bwd_dx_db_kernel`` (one program per block of s, looping over the heads of a group):
+  d(dt x)_s = sum_{t>=s} (C_t . B_s) exp(cum_t - cum_s) dy_t + exp(cum_end - cum_s) dS B_s and
+  dB_s = sum_{t>=s} (dy_t . dt_s x_s) exp(cum_t - cum_s) C_t + exp(cum_end - cum_s) dS^T dt_s x_s;
+- ``_bwd_dc_kernel`` (per block of t): dC_t = exp(cum_t) dy_t H_c + sum_{s<=t} (dy_t . dt_s x_s)
+  exp(cum_t - cum_s) B_s.
+
+The log-decays get d cum_t = C_t . dC_t - B_t . dB_t per head (plus the chunk-end term), the
+identity that needs no (Q, Q) matrix kept; the rest (reverse cumsum, softplus, clamp) is
+elementwise on (batch, heads, length) and done in PyTorch.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from einops import rearrange
+
+from ssmzoo_kernels.ssd._common import block, dot_precision, interpreting, tile
+
+
+@triton.jit
+def _state_passing_bwd_kernel(
+    dstates_ptr, states_ptr, final_ptr, dfinal_ptr, cum_ptr, dinit_ptr, dend_ptr,
+    H, Q, nchunks, PN, n_blocks,
+    s_s_b, s_s_c, s_s_h,
+    HAS_DFINAL: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """dstates: dH^out in, dS out (in place); dend[b, h, c, block]: partial sums of dS_c H_{c+1}."""
+    pid_e = tl.program_id(0)
+    b = tl.program_id(1)
+    h = tl.program_id(2)
+    offs = pid_e * BLOCK + tl.arange(0, BLOCK)
+    m = offs < PN
+    bh = (b * H + h) * PN + offs
+    if HAS_DFINAL:
+        grad = tl.load(dfinal_ptr + bh, mask=m, other=0.0).to(tl.float32)
+    else:
+        grad = tl.zeros((BLOCK,), dtype=tl.float32)
+    nxt = tl.load(final_ptr + bh, mask=m, other=0.0)
+    dbase = dstates_ptr + b * s_s_b + h * s_s_h + offs
+    sbase = states_ptr + b * s_s_b + h * s_s_h + offs
+    cum_row = cum_ptr + (b * H + h) * nchunks * Q
+    for i in range(nchunks):
+        c = nchunks - 1 - i
+        d_out = tl.load(dbase + c * s_s_c, mask=m, other=0.0)
+        cur = tl.load(sbase + c * s_s_c, mask=m, other=0.0)
+        tl.store(dend_ptr + ((b * H + h) * nchunks + c) * n_blocks + pid_e, tl.sum(grad * nxt))
+        tl.store(dbase + c * s_s_c, grad, mask=m)
+        grad = d_out + tl.exp(tl.load(cum_row + c * Q + Q - 1)) * grad
+        nxt = cur
+    tl.store(dinit_ptr + bh, grad, mask=m)
+
+
+@triton.jit
+def _bwd_dx_db_kernel(
+    x_ptr, dy_ptr, b_ptr, c_ptr, dt_ptr, cum_ptr, dstates_ptr, D_ptr,
+    dx_ptr, db_ptr, ddt_ptr, ddab_ptr, dD_ptr,
+    L, H, Q, nchunks, P, N, heads_per_group, n_blocks_s,
+    s_x_b, s_x_l, s_x_h, s_x_p,
+    s_y_b, s_y_l, s_y_h, s_y_p,
+    s_b_b, s_b_l, s_b_g, s_b_n,
+    s_c_b, s_c_l, s_c_g, s_c_n,
+    s_s_b, s_s_c, s_s_h, s_s_p, s_s_n,
+    s_dx_b, s_dx_l, s_dx_h, s_dx_p,
+    s_db_b, s_db_l, s_db_g, s_db_n,
+    HAS_D: tl.constexpr, D_PER_CHANNEL: tl.constexpr, DOT_PREC: tl.constexpr,
+    BLOCK_S: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid_s = tl.program_id(0)
+    pid_bc = tl.program_id(1)
+    g = tl.program_id(2)
+    b = pid_bc // nchunks
+    c = pid_bc % nchunks
+    offs_s = pid_s * BLOCK_S + tl.arange(0, BLOCK_S)
+    offs_p = tl.arange(0, BLOCK_P)
+    offs_n = tl.arange(0, BLOCK_N)
+    pos_s = c * Q + offs_s
+    ms = (offs_s < Q) & (pos_s < L)
+    mp = offs_p < P
+    mn = offs_n < N
+    b_base = b_ptr + b * s_b_b + g * s_b_g
+    c_base = c_ptr + b * s_c_b + g * s_c_g
+    bs = tl.load(b_base + pos_s[:, None] * s_b_l + offs_n[None, :] * s_b_n,
+                 mask=ms[:, None] & mn[None, :], other=0.0)  # (S, N)
+    db_acc = tl.zeros((BLOCK_S, BLOCK_N), dtype=tl.float32)
+    msp = ms[:, None] & mp[None, :]
+    for hh in range(heads_per_group):
+        h = g * heads_per_group + hh
+        row = ((b * H + h) * nchunks + c) * Q
+        cum_s = tl.load(cum_ptr + row + offs_s, mask=ms, other=0.0)
+        dt_s = tl.load(dt_ptr + row + offs_s, mask=ms, other=0.0)
+        cum_end = tl.load(cum_ptr + row + Q - 1)
+        xs = tl.load(x_ptr + b * s_x_b + h * s_x_h + pos_s[:, None] * s_x_l
+                     + offs_p[None, :] * s_x_p, mask=msp, other=0.0)  # (S, P)
+        xdt = (xs.to(tl.float32) * dt_s[:, None]).to(xs.dtype)
+        ds = tl.load(dstates_ptr + b * s_s_b + c * s_s_c + h * s_s_h + offs_p[:, None] * s_s_p
+                     + offs_n[None, :] * s_s_n, mask=mp[:, None] & mn[None, :], other=0.0)
+        ds = ds.to(xs.dtype)  # (P, N)
+        w_end = tl.where(ms, tl.exp(cum_end - cum_s), 0.0)
+        # from the chunk's state
+        dxdt = tl.dot(bs, tl.trans(ds), input_precision=DOT_PREC) * w_end[:, None]  # (S, P)
+        db_h = tl.dot(xdt, ds, input_precision=DOT_PREC) * w_end[:, None]  # (S, N)
+        # from the outputs of the same chunk at t >= s
+        y_base = dy_ptr + b * s_y_b + h * s_y_h
+        for t0 in range(pid_s * BLOCK_S, Q, BLOCK_S):
+            offs_t = t0 + tl.arange(0, BLOCK_S)
+            pos_t = c * Q + offs_t
+            mt = (offs_t < Q) & (pos_t < L)
+            ct = tl.load(c_base + pos_t[:, None] * s_c_l + offs_n[None, :] * s_c_n,
+                         mask=mt[:, None] & mn[None, :], other=0.0)  # (T, N)
+            dyt = tl.load(y_base + pos_t[:, None] * s_y_l + offs_p[None, :] * s_y_p,
+                          mask=mt[:, None] & mp[None, :], other=0.0)  # (T, P)
+            cum_t = tl.load(cum_ptr + row + offs_t, mask=mt, other=0.0)
+            causal = (offs_t[None, :] >= offs_s[:, None]) & mt[None, :] & ms[:, None]
+            decay = tl.exp(tl.where(causal, cum_t[None, :] - cum_s[:, None], float("-inf")))
+            cb = tl.dot(bs, tl.trans(ct), input_precision=DOT_PREC)  # (S, T)
+            dxdt += tl.dot((cb * decay).to(dyt.dtype), dyt, input_precision=DOT_PREC)
+            dm = tl.dot(xdt, tl.trans(dyt), input_precision=DOT_PREC)  # (S, T)
+            db_h += tl.dot((dm * decay).to(ct.dtype), ct, input_precision=DOT_PREC)
+        dys = tl.load(y_base + pos_s[:, None] * s_y_l + offs_p[None, :] * s_y_p,
+                      mask=msp, other=0.0).to(tl.float32)
+        xf = xs.to(tl.float32)
+        dx = dxdt * dt_s[:, None]
+        if HAS_D:
+            if D_PER_CHANNEL:
+                d = tl.load(D_ptr + h * P + offs_p, mask=mp, other=0.0).to(tl.float32)[None, :]
+            else:
+                d = tl.load(D_ptr + h).to(tl.float32)
+            dx += dys * d
+            part = dD_ptr + ((pid_bc * n_blocks_s + pid_s) * H + h) * BLOCK_P
+            tl.store(part + offs_p, tl.sum(dys * xf, axis=0))
+        tl.store(dx_ptr + b * s_dx_b + h * s_dx_h + pos_s[:, None] * s_dx_l
+                 + offs_p[None, :] * s_dx_p, dx, mask=msp)
+        tl.store(ddt_ptr + row + offs_s, tl.sum(dxdt * xf, axis=1), mask=offs_s < Q)
+        tl.store(ddab_ptr + row + offs_s, tl.sum(bs.to(tl.float32) * db_h, axis=1),
+                 mask=offs_s < Q)
+        db_acc += db_h
+    tl.store(db_ptr + b * s_db_b + g * s_db_g + pos_s[:, None] * s_db_l
+             + offs_n[None, :] * s_db_n, db_acc, mask=ms[:, None] & mn[None, :])
+
+
+@triton.jit
+def _bwd_dc_kernel(
+    x_ptr, dy_ptr, b_ptr, c_ptr, dt_ptr, cum_ptr, states_ptr, dc_ptr, ddac_ptr,
+    L, H, Q, nchunks, P, N, heads_per_group,
+    s_x_b, s_x_l, s_x_h, s_x_p,
+    s_y_b, s_y_l, s_y_h, s_y_p,
+    s_b_b, s_b_l, s_b_g, s_b_n,
+    s_c_b, s_c_l, s_c_g, s_c_n,
+    s_s_b, s_s_c, s_s_h, s_s_p, s_s_n,
+    s_dc_b, s_dc_l, s_dc_g, s_dc_n,
+    DOT_PREC: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid_t = tl.program_id(0)
+    pid_bc = tl.program_id(1)
+    g = tl.program_id(2)
+    b = pid_bc // nchunks
+    c = pid_bc % nchunks
+    offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+    offs_p = tl.arange(0, BLOCK_P)
+    offs_n = tl.arange(0, BLOCK_N)
+    pos_t = c * Q + offs_t
+    mt = (offs_t < Q) & (pos_t < L)
+    mp = offs_p < P
+    mn = offs_n < N
+    b_base = b_ptr + b * s_b_b + g * s_b_g
+    ct = tl.load(c_ptr + b * s_c_b + g * s_c_g + pos_t[:, None] * s_c_l + offs_n[None, :] * s_c_n,
+                 mask=mt[:, None] & mn[None, :], other=0.0).to(tl.float32)  # (T, N)
+    dc_acc = tl.zeros((BLOCK_T, BLOCK_N), dtype=tl.float32)
+    hi = tl.minimum((pid_t + 1) * BLOCK_T, Q)
+    for hh in range(heads_per_group):
+        h = g * heads_per_group + hh
+        row = ((b * H + h) * nchunks + c) * Q
+        cum_t = tl.load(cum_ptr + row + offs_t, mask=mt, other=0.0)
+        dyt = tl.load(dy_ptr + b * s_y_b + h * s_y_h + pos_t[:, None] * s_y_l
+                      + offs_p[None, :] * s_y_p, mask=mt[:, None] & mp[None, :], other=0.0)
+        hs = tl.load(states_ptr + b * s_s_b + c * s_s_c + h * s_s_h + offs_p[:, None] * s_s_p
+                     + offs_n[None, :] * s_s_n, mask=mp[:, None] & mn[None, :], other=0.0)
+        dc_h = tl.dot(dyt, hs.to(dyt.dtype), input_precision=DOT_PREC)
+        dc_h = dc_h * tl.where(mt, tl.exp(cum_t), 0.0)[:, None]  # (T, N)
+        x_base = x_ptr + b * s_x_b + h * s_x_h
+        for s0 in range(0, hi, BLOCK_T):
+            offs_s = s0 + tl.arange(0, BLOCK_T)
+            pos_s = c * Q + offs_s
+            ms = (offs_s < Q) & (pos_s < L)
+            xs = tl.load(x_base + pos_s[:, None] * s_x_l + offs_p[None, :] * s_x_p,
+                         mask=ms[:, None] & mp[None, :], other=0.0)  # (S, P)
+            dt_s = tl.load(dt_ptr + row + offs_s, mask=ms, other=0.0)
+            cum_s = tl.load(cum_ptr + row + offs_s, mask=ms, other=0.0)
+            xdt = (xs.to(tl.float32) * dt_s[:, None]).to(xs.dtype)
+            bs = tl.load(b_base + pos_s[:, None] * s_b_l + offs_n[None, :] * s_b_n,
+                         mask=ms[:, None] & mn[None, :], other=0.0)  # (S, N)
+            dm = tl.dot(dyt, tl.trans(xdt), input_precision=DOT_PREC)  # (T, S)
+            causal = (offs_t[:, None] >= offs_s[None, :]) & ms[None, :] & mt[:, None]
+            decay = tl.exp(tl.where(causal, cum_t[:, None] - cum_s[None, :], float("-inf")))
+            dc_h += tl.dot((dm * decay).to(bs.dtype), bs, input_precision=DOT_PREC)
+        tl.store(ddac_ptr + row + offs_t, tl.sum(ct * dc_h, axis=1), mask=offs_t < Q)
+        dc_acc += dc_h
+    tl.store(dc_ptr + b * s_dc_b + g * s_dc_g + pos_t[:, None] * s_dc_l
+             + offs_n[None, :] * s_dc_n, dc_acc, mask=mt[:, None] & mn[None, :])
+
+
+def state_passing_bwd(dstates: torch.Tensor, states: torch.Tensor, final: torch.Tensor,
+                      dfinal: torch.Tensor | None, cum: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """In place: dstates (dH^out) becomes dS. Returns d initial state (batch, heads, headdim,
+    d_state) and the gradient of each chunk's total log-decay (batch, heads, nchunks)."""
+    bsz, nc, H, P, N = dstates.shape
+    Q = cum.shape[3]
+    blk = 256 if interpreting() else 1024
+    nb = triton.cdiv(P * N, blk)
+    dinit = torch.empty(bsz, H, P, N, device=states.device, dtype=torch.float32)
+    dend = torch.empty(bsz, H, nc, nb, device=states.device, dtype=torch.float32)
+    df = dfinal.float().contiguous() if dfinal is not None else None
+    _state_passing_bwd_kernel[(nb, bsz, H)](
+        dstates, states, final, df if df is not None else final, cum, dinit, dend,
+        H, Q, nc, P * N, nb, states.stride(0), states.stride(1), states.stride(2),
+        HAS_DFINAL=df is not None, BLOCK=blk,
+    )
+    return dinit, dend.sum(-1)
+
+
+def dx_db(x, dy, B, C, dt, cum, dstates, D):
+    """dx (x's dtype), dB (float32), d(dt) from dt x and B . dB per head (batch, heads, nchunks,
+    Q) float32, and dD (D's shape, float32) or None."""
+    bsz, L, H, P = x.shape
+    G, N = B.shape[2], B.shape[3]
+    nc, Q = cum.shape[2], cum.shape[3]
+    bs_, bp, bn = tile(Q), block(P), block(N)
+    if not interpreting() and bn > 64:
+        bs_ = min(bs_, 32)  # the (S, N) tiles of B and dB live in registers
+    ns = triton.cdiv(Q, bs_)
+    dx = torch.empty(bsz, L, H, P, device=x.device, dtype=x.dtype)
+    dB = torch.empty(bsz, L, G, N, device=x.device, dtype=torch.float32)
+    ddt = torch.empty_like(cum)
+    ddab = torch.empty_like(cum)
+    dD_part = (torch.empty(bsz * nc, ns, H, bp, device=x.device, dtype=torch.float32)
+               if D is not None else None)
+    _bwd_dx_db_kernel[(ns, bsz * nc, G)](
+        x, dy, B, C, dt, cum, dstates, D if D is not None else x,
+        dx, dB, ddt, ddab, dD_part if dD_part is not None else ddt,
+        L, H, Q, nc, P, N, H // G, ns,
+        *x.stride(), *dy.stride(), *B.stride(), *C.stride(), *dstates.stride(),
+        *dx.stride(), *dB.stride(),
+        HAS_D=D is not None, D_PER_CHANNEL=D is not None and D.dim() == 2,
+        DOT_PREC=dot_precision(x.dtype), BLOCK_S=bs_, BLOCK_P=bp, BLOCK_N=bn,
+        num_warps=4,
+    )
+    dD = None
+    if dD_part is not None:
+        dD = dD_part.sum((0, 1))[:, :P]  # (heads, headdim)
+        if D.dim() == 1:
+            dD = dD.sum(-1)
+    return dx, dB, ddt, ddab, dD
+
+
+def dc(x, dy, B, C, dt, cum, states):
+    """dC (batch, length, groups, d_state) float32, and C . dC per head (batch, heads, nchunks,
+    Q) float32."""
+    bsz, L, H, P = x.shape
+    G, N = B.shape[2], B.shape[3]
+    nc, Q = cum.shape[2], cum.shape[3]
+    bt, bp, bn = tile(Q), block(P), block(N)
+    if not interpreting() and bn > 64:
+        bt = min(bt, 32)
+    dC = torch.empty(bsz, L, G, N, device=x.device, dtype=torch.float32)
+    ddac = torch.empty_like(cum)
+    _bwd_dc_kernel[(triton.cdiv(Q, bt), bsz * nc, G)](
+        x, dy, B, C, dt, cum, states, dC, ddac,
+        L, H, Q, nc, P, N, H // G,
+        *x.stride(), *dy.stride(), *B.stride(), *C.stride(), *states.stride(), *dC.stride(),
+        DOT_PREC=dot_precision(x.dtype), BLOCK_T=bt, BLOCK_P=bp, BLOCK_N=bn,
+        num_warps=4,
+    )
+    return dC, ddac
+
+
+def dt_bwd(ddt: torch.Tensor, dcum: torch.Tensor, dt_proc: torch.Tensor, dt: torch.Tensor,
+           A: torch.Tensor, dt_bias: torch.Tensor | None, softplus: bool,
+           limit: tuple[float, float]):
+    """Gradients of dt (dt's dtype), A (float32) and dt_bias (float32) from the gradients of the
+    processed dt and of the cumulative log-decays, both (batch, heads, nchunks, Q)."""
+    L = dt.shape[1]
+    da = dcum.flip(-1).cumsum(-1).flip(-1)  # cum_t = sum_{r<=t} a_r
+    g = ddt + da * A.float()[None, :, None, None]
+    dA = (da * dt_proc).sum((0, 2, 3))
+    g = rearrange(g, "b h c q -> b (c q) h")[:, :L]  # (batch, length, heads)
+    raw = dt.float() + (dt_bias.float() if dt_bias is not None else 0.0)
+    val = torch.nn.functional.softplus(raw) if softplus else raw
+    g = torch.where((val < limit[0]) | (val > limit[1]), 0.0, g)
+    if softplus:
+        g = torch.where(raw <= 20.0, g * torch.sigmoid(raw), g)
+    ddt_bias = g.sum((0, 1)) if dt_bias is not None else None
+    return g.to(dt.dtype), dA, ddt_bias

@@ -1,0 +1,44 @@
+"""Shared pieces of the chunked SSD kernels: tile choices, dot precision, strides.
+
+Notation (shared/PAPERS.md 0.2): per head h and chunk c of Q positions, dt_t is the step after
+bias, softplus and clamping, a_t = dt_t * A_h its log-decay and cum_t = a_0 + ... + a_t the
+within-chunk cumulative sum (inclusive). H_c is the state (headdim, d_state) entering chunk c.
+Intermediate tensors, all float32:
+
+- ``dt``, ``cum``: (batch, heads, nchunks, Q), positions past the sequence end hold dt 0, so cum
+  is flat there and ``cum[..., Q-1]`` is the whole chunk's log-decay;
+- ``states``: (batch, nchunks, heads, headdim, d_state), the state entering each chunk.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def interpreting() -> bool:
+    """Whether Triton runs in its CPU interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def block(n: int, lo: int = 16, hi: int | None = None) -> int:
+    """The power of two that covers ``n``, at least ``lo`` (tl.dot needs 16), at most ``hi``."""
+    b = max(lo, triton.next_power_of_2(int(n)))
+    return min(b, hi) if hi is not None else b
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    """tl.dot's input precision: tf32 for float32 only when torch allows it for matmuls."""
+    if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
+        return "ieee"
+    return "tf32"
+
+
+def tile(q: int, interpret: bool | None = None) -> int:
+    """Rows of the chunk handled by one program (and the inner block of the s-loops)."""
+    interpret = interpreting() if interpret is None else interpret
+    return block(q, hi=16 if interpret else 64)

@@ -1,0 +1,70 @@
+"""The autograd Function around the chunked SSD kernels: bookkeeping only, the work is in
+``_fwd`` and ``_bwd``."""
+
+from __future__ import annotations
+
+import torch
+
+from ssmzoo_kernels.ssd import _bwd, _fwd
+
+
+def ssd_fwd(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, dt_softplus, dt_limit):
+    """Every forward tensor: out, ypre (or None), dt_proc, cum, states, final (float32)."""
+    dt_proc, cum = _fwd.dt_cumsum(dt, A, dt_bias, chunk_size, dt_softplus, dt_limit)
+    states = _fwd.chunk_state(x, B, dt_proc, cum, mode=0)
+    final = _fwd.state_passing(states, cum, initial_states)
+    out, ypre = _fwd.chunk_scan(x, B, C, dt_proc, cum, states, D, z)
+    return out, ypre, dt_proc, cum, states, final
+
+
+def ssd_bwd(dout, dfinal, x, dt, A, B, C, D, z, dt_bias, ypre, dt_proc, cum, states, final,
+            dt_softplus, dt_limit):
+    """Gradients of x, dt, A, B, C, D, z, dt_bias and the initial states."""
+    dz = None
+    if z is not None:
+        zf = z.float()
+        sig = torch.sigmoid(zf)
+        doutf = dout.float()
+        dz = (doutf * ypre.float() * sig * (1.0 + zf * (1.0 - sig))).to(z.dtype)
+        dy = (doutf * zf * sig).to(x.dtype)
+    else:
+        dy = dout.to(x.dtype)
+    dstates = _fwd.chunk_state(dy, C, dt_proc, cum, mode=1)  # dH^out per chunk
+    dinit, dend = _bwd.state_passing_bwd(dstates, states, final, dfinal, cum)
+    dx, dB, ddt, ddab, dD = _bwd.dx_db(x, dy, B, C, dt_proc, cum, dstates, D)
+    dC, ddac = _bwd.dc(x, dy, B, C, dt_proc, cum, states)
+    dcum = ddac - ddab
+    dcum[..., -1] += dend
+    ddt_in, dA, ddt_bias = _bwd.dt_bwd(ddt, dcum, dt_proc, dt, A, dt_bias, dt_softplus, dt_limit)
+    return (dx, ddt_in, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
+            dD.to(D.dtype) if dD is not None else None, dz,
+            ddt_bias.to(dt_bias.dtype) if ddt_bias is not None else None, dinit)
+
+
+class SSDTritonFn(torch.autograd.Function):
+    """out (and final states) of the chunked SSD, differentiable in every tensor argument."""
+
+    @staticmethod
+    def forward(ctx, x, dt, A, B, C, D, z, dt_bias, initial_states, chunk_size, dt_softplus,
+                dt_limit, return_final_states):
+        out, ypre, dt_proc, cum, states, final = ssd_fwd(
+            x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, dt_softplus, dt_limit)
+        ctx.save_for_backward(x, dt, A, B, C, D, z, dt_bias, ypre, dt_proc, cum, states, final)
+        ctx.dt_softplus, ctx.dt_limit = dt_softplus, dt_limit
+        ctx.init_dtype = initial_states.dtype if initial_states is not None else None
+        final_out = final.to(C.dtype)
+        if not return_final_states:
+            ctx.mark_non_differentiable(final_out)
+        return out, final_out
+
+    @staticmethod
+    def backward(ctx, dout, dfinal):
+        x, dt, A, B, C, D, z, dt_bias, ypre, dt_proc, cum, states, final = ctx.saved_tensors
+        dx, ddt, dA, dB, dC, dD, dz, ddt_bias, dinit = ssd_bwd(
+            dout, dfinal, x, dt, A, B, C, D, z, dt_bias, ypre, dt_proc, cum, states, final,
+            ctx.dt_softplus, ctx.dt_limit)
+        dinit = dinit.to(ctx.init_dtype) if ctx.init_dtype is not None else None
+        return dx, ddt, dA, dB, dC, dD, dz, ddt_bias, dinit, None, None, None, None
+
+
+__all__ = ["SSDTritonFn", "ssd_fwd", "ssd_bwd"]
