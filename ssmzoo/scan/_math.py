@@ -1,0 +1,58 @@
+"""Small numerical helpers shared by the scan implementations.
+
+``phi1(x) = (exp(x) - 1) / x`` is the zero-order-hold input coefficient divided by Δ:
+ZOH's B̄ = (exp(ΔA) - 1) / A · B = Δ · phi1(ΔA) · B, which tends to Euler's Δ·B as ΔA -> 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+# Below this |x|, phi1 uses its Taylor series 1 + x/2 + x²/6 + x³/24 (truncation error |x|⁴/120,
+# under 1e-18 here; expm1(x)/x itself is accurate to a few ulps above it).
+_PHI1_SERIES_BELOW = 1e-4
+
+
+def expm1(x: Tensor) -> Tensor:
+    """exp(x) - 1 without cancellation, for real or complex x (torch's own for real x)."""
+    if not x.is_complex():
+        return torch.expm1(x)
+    a, b = x.real, x.imag
+    # exp(a + ib) - 1 = (expm1(a) cos b - 2 sin²(b/2)) + i exp(a) sin b
+    re = torch.expm1(a) * torch.cos(b) - 2 * torch.sin(b / 2) ** 2
+    im = torch.exp(a) * torch.sin(b)
+    return torch.complex(re, im)
+
+
+def phi1(x: Tensor) -> Tensor:
+    """(exp(x) - 1) / x, equal to 1 at x = 0, accurate for small and large |x|, real or complex.
+
+    Differentiable everywhere: the series branch is used near 0, and the division branch never
+    sees a zero denominator (so no NaN leaks into the gradient through ``torch.where``).
+    """
+    small = x.abs() < _PHI1_SERIES_BELOW
+    safe = torch.where(small, torch.ones_like(x), x)
+    exact = expm1(safe) / safe
+    series = 1 + x * (0.5 + x * (1 / 6 + x / 24))
+    return torch.where(small, series, exact)
+
+
+def acc_dtype(*tensors: Tensor | None) -> torch.dtype:
+    """The real accumulation dtype: float64 when any argument is double precision, else float32."""
+    for t in tensors:
+        if t is not None and t.dtype in (torch.float64, torch.complex128):
+            return torch.float64
+    return torch.float32
+
+
+def complex_of(dtype: torch.dtype) -> torch.dtype:
+    """The complex dtype with ``dtype``'s precision (float32 -> complex64)."""
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+def interleaved_to_complex(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """Real (..., 2L) with real and imaginary parts interleaved -> complex (..., L)."""
+    pairs = rearrange(t.to(dtype), "... (l two) -> ... l two", two=2)  # (..., L, 2)
+    return torch.view_as_complex(pairs.contiguous())  # (..., L)
