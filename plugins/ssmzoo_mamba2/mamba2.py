@@ -1,0 +1,180 @@
+"""The Mamba-2 block (Dao & Gu 2024, mamba_ssm's ``Mamba2``), through ``ssmzoo.ssd_scan``.
+
+    z, xBC, dt = in_proj(u)          widths d_inner, d_inner + 2 G N, heads (mamba_ssm's order)
+    x, B, C = SiLU(causal depthwise conv(xBC))
+    y = SSD(x, dt, A, B, C, D)       one scalar A_h = -exp(A_log_h) per head; B, C per group
+    out = out_proj(RMSNorm(y * SiLU(z)))     gated RMSNorm over groups of d_inner / G
+
+Paper symbols: heads h, headdim p, d_state N, groups G; per head the state H is (p, N).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import Tensor, nn
+
+from ssmzoo.errors import HyperparameterTypeError
+from ssmzoo.models.inits import dt_bias_init, no_weight_decay
+from ssmzoo.models.io import Saveable
+from ssmzoo.models.spectrum import SpectrumScaled
+
+__all__ = ["Mamba2", "GatedRMSNorm"]
+
+
+class GatedRMSNorm(nn.Module):
+    """RMSNorm of y * SiLU(z) (norm_before_gate=False) over groups of ``group_size`` channels."""
+
+    def __init__(self, d: int, group_size: int, eps: float = 1e-5,
+                 norm_before_gate: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.group_size, self.eps, self.norm_before_gate = group_size, eps, norm_before_gate
+
+    def _rms(self, y: Tensor) -> Tensor:
+        g = rearrange(y, "... (g s) -> ... g s", s=self.group_size)
+        g = g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + self.eps)
+        return rearrange(g, "... g s -> ... (g s)")
+
+    def forward(self, y: Tensor, z: Tensor) -> Tensor:
+        """y, z: (..., d) -> (..., d)."""
+        if self.norm_before_gate:
+            return self._rms(y) * self.weight * F.silu(z)
+        return self._rms(y * F.silu(z)) * self.weight
+
+
+def _auto_headdim(d_inner: int, target: int = 64) -> int:
+    return max(k for k in range(1, min(target, d_inner) + 1) if d_inner % k == 0)
+
+
+class Mamba2(SpectrumScaled, Saveable, nn.Module):
+    """Mamba-2 block: in_proj to z, x, B, C, dt; conv over xBC; SSD; gated RMSNorm; out_proj.
+
+    (batch, length, d_model) -> (batch, length, d_model). Defaults are mamba_ssm's.
+
+    Args:
+        d_state: state size N per head and channel
+        d_conv: kernel size of the causal depthwise convolution over x, B and C
+        expand: d_inner = expand * d_model
+        headdim: channels per head p; auto = 64, or the largest divisor of d_inner below it
+        ngroups: groups G of heads sharing B and C
+        A_init_range: A_h = -U(lo, hi) at initialisation
+        dt_min: smallest initial Δ (log-uniform, through the inverse-softplus bias)
+        dt_max: largest initial Δ
+        dt_init_floor: lower clamp of the initial Δ
+        dt_limit: Δ is clamped into this range after the softplus
+        chunk_size: chunk length of the SSD scan
+        D_has_hdim: D per channel (heads x headdim) instead of per head
+        rmsnorm: gated RMSNorm before out_proj (false: plain SiLU(z) gate)
+        norm_before_gate: normalise y before the gate instead of y * SiLU(z)
+        conv_bias: bias in the convolution
+        bias: bias in in_proj and out_proj
+    """
+
+    def __init__(self, d_model: int, *, d_state: int = 128, d_conv: int = 4, expand: int = 2,
+                 headdim: int | Literal["auto"] = "auto", ngroups: int = 1,
+                 A_init_range: tuple[float, float] = (1.0, 16.0), dt_min: float = 1e-3,
+                 dt_max: float = 0.1, dt_init_floor: float = 1e-4,
+                 dt_limit: tuple[float, float] = (0.0, math.inf), chunk_size: int = 256,
+                 D_has_hdim: bool = False, rmsnorm: bool = True, norm_before_gate: bool = False,
+                 conv_bias: bool = True, bias: bool = False) -> None:
+        super().__init__()
+        owner = "unit 'mamba2'"
+        d_inner = expand * d_model
+        p = _auto_headdim(d_inner) if headdim == "auto" else headdim
+        if p < 1 or d_inner % p:
+            raise HyperparameterTypeError(owner, "headdim", f"'auto' or a divisor of d_inner="
+                                          f"{d_inner}", headdim)
+        heads = d_inner // p
+        if ngroups < 1 or heads % ngroups:
+            raise HyperparameterTypeError(owner, "ngroups", f"a divisor of the number of heads "
+                                          f"({heads})", ngroups)
+        lo, hi = A_init_range
+        if not 0 < lo <= hi:
+            raise HyperparameterTypeError(owner, "A_init_range", "[lo, hi] with 0 < lo <= hi",
+                                          list(A_init_range))
+        self.d_model, self.d_inner, self.d_state, self.d_conv = d_model, d_inner, d_state, d_conv
+        self.headdim, self.nheads, self.ngroups, self.chunk_size = p, heads, ngroups, chunk_size
+        self.dt_limit = (float(dt_limit[0]), float(dt_limit[1]))
+        self.conv_dim = d_inner + 2 * ngroups * d_state
+        self.in_proj = nn.Linear(d_model, d_inner + self.conv_dim + heads, bias=bias)
+        self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, d_conv, groups=self.conv_dim,
+                                padding=d_conv - 1, bias=conv_bias)
+        self.dt_bias = no_weight_decay(nn.Parameter(
+            dt_bias_init((heads,), dt_min, dt_max, dt_init_floor)))                  # (h,)
+        A0 = torch.empty(heads).uniform_(lo, hi)
+        self.A_log = no_weight_decay(nn.Parameter(torch.log(A0)))                    # (h,)
+        self.D = no_weight_decay(nn.Parameter(torch.ones(heads, p) if D_has_hdim
+                                              else torch.ones(heads)))
+        self.norm = GatedRMSNorm(d_inner, d_inner // ngroups, 1e-5, norm_before_gate) \
+            if rmsnorm else None
+        self.out_proj = nn.Linear(d_inner, d_model, bias=bias)
+        self.init_spectrum()
+
+    def effective_A(self) -> Tensor:
+        """A: (heads,) real, one scalar per head; spectrum-scaled."""
+        return self.scaled_A(self.A_log)
+
+    def _gate(self, y: Tensor, z: Tensor) -> Tensor:
+        return self.norm(y, z) if self.norm is not None else y * F.silu(z)
+
+    def forward(self, u: Tensor) -> Tensor:
+        """u: (batch, length, d_model) -> (batch, length, d_model)."""
+        import ssmzoo
+
+        length = u.shape[1]
+        z, xBC, dt = torch.split(self.in_proj(u), [self.d_inner, self.conv_dim, self.nheads], -1)
+        xBC = self.conv1d(rearrange(xBC, "b l c -> b c l"))[..., :length]       # (b, c, l)
+        xBC = F.silu(rearrange(xBC, "b c l -> b l c"))
+        gn = self.ngroups * self.d_state
+        x, B, C = torch.split(xBC, [self.d_inner, gn, gn], -1)
+        dt_bias, softplus, limit = self.dt_bias, True, self.dt_limit
+        if self.delta_scale() is not None:  # MambaExtend: scale Δ after the softplus and clamp
+            dt = F.softplus(dt + dt_bias).clamp(min=limit[0], max=limit[1])
+            dt = self.scaled_delta(dt, channel_dim=-1)
+            dt_bias, softplus, limit = None, False, (0.0, math.inf)
+        y = ssmzoo.ssd_scan(
+            rearrange(x, "b l (h p) -> b l h p", p=self.headdim), dt, self.effective_A(),
+            rearrange(B, "b l (g n) -> b l g n", g=self.ngroups),
+            rearrange(C, "b l (g n) -> b l g n", g=self.ngroups),
+            chunk_size=self.chunk_size, D=self.D, dt_bias=dt_bias, dt_softplus=softplus,
+            dt_limit=limit)                                                     # (b, l, h, p)
+        y = rearrange(y, "b l h p -> b l (h p)")
+        return self.out_proj(self._gate(y, z))
+
+    def init_state(self, batch: int) -> dict[str, Any]:
+        """{"conv": (batch, conv channels, d_conv - 1), "ssm": (batch, heads, headdim, d_state)}."""
+        w = self.conv1d.weight
+        return {"conv": torch.zeros(batch, self.conv_dim, self.d_conv - 1, dtype=w.dtype,
+                                    device=w.device),
+                "ssm": torch.zeros(batch, self.nheads, self.headdim, self.d_state, dtype=w.dtype,
+                                   device=w.device)}
+
+    def step(self, u_t: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        """One token: u_t (batch, d_model) -> (y_t (batch, d_model), state)."""
+        z, xBC, dt = torch.split(self.in_proj(u_t), [self.d_inner, self.conv_dim, self.nheads], -1)
+        window = torch.cat([state["conv"], xBC[:, :, None]], dim=-1)           # (b, c, d_conv)
+        xBC = torch.einsum("bck,ck->bc", window, self.conv1d.weight[:, 0, :])
+        if self.conv1d.bias is not None:
+            xBC = xBC + self.conv1d.bias
+        gn = self.ngroups * self.d_state
+        x, B, C = torch.split(F.silu(xBC), [self.d_inner, gn, gn], -1)
+        x = rearrange(x, "b (h p) -> b h p", p=self.headdim)
+        B = repeat(B, "b (g n) -> b (g r) n", g=self.ngroups, r=self.nheads // self.ngroups)
+        C = repeat(C, "b (g n) -> b (g r) n", g=self.ngroups, r=self.nheads // self.ngroups)
+        dt = F.softplus(dt + self.dt_bias).clamp(min=self.dt_limit[0], max=self.dt_limit[1])
+        dt = self.scaled_delta(dt)                                              # (b, h)
+        dA = torch.exp(dt * self.effective_A())                                 # (b, h)
+        H = dA[:, :, None, None] * state["ssm"] + torch.einsum("bh,bhp,bhn->bhpn", dt, x, B)
+        y = torch.einsum("bhpn,bhn->bhp", H, C)                                 # (b, h, p)
+        D = self.D if self.D.dim() == 2 else self.D[:, None]
+        y = rearrange(y + D * x, "b h p -> b (h p)")
+        return self.out_proj(self._gate(y, z)), {"conv": window[:, :, 1:], "ssm": H}
+
+    def state_size(self) -> int:
+        """Floats of recurrent state per sequence: the convolution window and the SSD state."""
+        return self.conv_dim * (self.d_conv - 1) + self.nheads * self.headdim * self.d_state
