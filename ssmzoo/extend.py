@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,12 +45,12 @@ __all__ = ["modulate", "naive_delta_scaling", "calibrate_scales", "lm_perplexity
 
 MODES = ("power", "linear", "delta")
 
-ScaleValue = Union[float, int, Tensor]
-Scales = Union[ScaleValue, Sequence[ScaleValue], Mapping[str, ScaleValue]]
+ScaleValue = float | int | Tensor
+Scales = ScaleValue | Sequence[ScaleValue] | Mapping[str, ScaleValue]
 Objective = Callable[[nn.Module], float]
 
 
-def spectral_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def spectral_layers(model: nn.Module) -> list[tuple[str, Any]]:
     """The modules of ``model`` that own a state matrix A, in layer order, with their names.
 
     One entry per such module: a ``mamba`` block delegates to its core, a bidirectional layer has
@@ -61,7 +61,7 @@ def spectral_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return spectral_modules(model)
 
 
-def _layers_or_raise(model: nn.Module, function: str) -> list[tuple[str, nn.Module]]:
+def _layers_or_raise(model: nn.Module, function: str) -> list[tuple[str, Any]]:
     layers = spectral_layers(model)
     if not layers:
         raise ConfigError(f"{function}: {type(model).__name__} has no module that owns a state "
@@ -76,7 +76,7 @@ def _check_mode(mode: str, function: str) -> None:
                                       + did_you_mean(str(mode), MODES), mode)
 
 
-def _as_scale(value: ScaleValue, name: str, module: nn.Module, mode: str,
+def _as_scale(value: ScaleValue, name: str, module: Any, mode: str,
               function: str) -> Tensor:
     """One layer's scale as a float32 tensor, checked: finite, positive, broadcastable to A."""
     buf = module.spectrum_scale
@@ -109,7 +109,7 @@ def _as_scale(value: ScaleValue, name: str, module: nn.Module, mode: str,
     return s
 
 
-def _per_layer(scales: Scales, layers: list[tuple[str, nn.Module]],
+def _per_layer(scales: Scales, layers: list[tuple[str, Any]],
                function: str) -> list[ScaleValue]:
     names = [name for name, _ in layers]
     if isinstance(scales, Mapping):
@@ -128,6 +128,7 @@ def _per_layer(scales: Scales, layers: list[tuple[str, nn.Module]],
     else:
         raise HyperparameterTypeError(function, "scales", "a float, a sequence of one scale per "
                                       "layer, or a mapping from layer name to scale", scales)
+    values = list(values)
     if len(values) != len(layers):
         raise HyperparameterTypeError(function, "scales", f"one scale per layer ({len(layers)}: "
                                       f"{', '.join(names)})", f"{len(values)} scales")
