@@ -62,7 +62,7 @@ def supports_ssd(call: SSDCall) -> tuple[bool, str]:
 
 def ssd_scan_triton(call: SSDCall) -> Tensor | tuple[Tensor, Tensor]:
     """Run ``call`` on the Triton kernels; out (batch, length, heads, headdim) in x's dtype, and
-    with ``return_final_states`` the final states (batch, heads, headdim, d_state) in C's dtype."""
+    with ``return_final_states`` the final states (batch, heads, headdim, d_state) in float32."""
     from ssmzoo_kernels.ssd._function import SSDTritonFn
 
     x = call.x
@@ -78,5 +78,5 @@ def ssd_scan_triton(call: SSDCall) -> Tensor | tuple[Tensor, Tensor]:
         int(call.chunk_size), bool(call.dt_softplus),
         (float(call.dt_limit[0]), float(call.dt_limit[1])), bool(call.return_final_states))
     if call.return_final_states:
-        return out, final.to(call.C.dtype)
+        return out, final
     return out

@@ -25,6 +25,7 @@ import triton.language as tl
 from einops import rearrange
 
 from ssmzoo_kernels.ssd._common import block, dot_precision, interpreting, tile
+from ssmzoo_kernels.ssd._fwd import _mm
 
 
 @triton.jit
@@ -107,8 +108,8 @@ def _bwd_dx_db_kernel(
         ds = ds.to(xs.dtype)  # (P, N)
         w_end = tl.where(ms, tl.exp(cum_end - cum_s), 0.0)
         # from the chunk's state
-        dxdt = tl.dot(bs, tl.trans(ds), input_precision=DOT_PREC) * w_end[:, None]  # (S, P)
-        db_h = tl.dot(xdt, ds, input_precision=DOT_PREC) * w_end[:, None]  # (S, N)
+        dxdt = _mm(bs, tl.trans(ds), DOT_PREC) * w_end[:, None]  # (S, P)
+        db_h = _mm(xdt, ds, DOT_PREC) * w_end[:, None]  # (S, N)
         # from the outputs of the same chunk at t >= s
         y_base = dy_ptr + b * s_y_b + h * s_y_h
         for t0 in range(pid_s * BLOCK_S, Q, BLOCK_S):
@@ -122,10 +123,10 @@ def _bwd_dx_db_kernel(
             cum_t = tl.load(cum_ptr + row + offs_t, mask=mt, other=0.0)
             causal = (offs_t[None, :] >= offs_s[:, None]) & mt[None, :] & ms[:, None]
             decay = tl.exp(tl.where(causal, cum_t[None, :] - cum_s[:, None], float("-inf")))
-            cb = tl.dot(bs, tl.trans(ct), input_precision=DOT_PREC)  # (S, T)
-            dxdt += tl.dot((cb * decay).to(dyt.dtype), dyt, input_precision=DOT_PREC)
-            dm = tl.dot(xdt, tl.trans(dyt), input_precision=DOT_PREC)  # (S, T)
-            db_h += tl.dot((dm * decay).to(ct.dtype), ct, input_precision=DOT_PREC)
+            cb = _mm(bs, tl.trans(ct), DOT_PREC)  # (S, T)
+            dxdt += _mm((cb * decay).to(dyt.dtype), dyt, DOT_PREC)
+            dm = _mm(xdt, tl.trans(dyt), DOT_PREC)  # (S, T)
+            db_h += _mm((dm * decay).to(ct.dtype), ct, DOT_PREC)
         dys = tl.load(y_base + pos_s[:, None] * s_y_l + offs_p[None, :] * s_y_p,
                       mask=msp, other=0.0).to(tl.float32)
         xf = xs.to(tl.float32)
@@ -186,7 +187,7 @@ def _bwd_dc_kernel(
                       + offs_p[None, :] * s_y_p, mask=mt[:, None] & mp[None, :], other=0.0)
         hs = tl.load(states_ptr + b * s_s_b + c * s_s_c + h * s_s_h + offs_p[:, None] * s_s_p
                      + offs_n[None, :] * s_s_n, mask=mp[:, None] & mn[None, :], other=0.0)
-        dc_h = tl.dot(dyt, hs.to(dyt.dtype), input_precision=DOT_PREC)
+        dc_h = _mm(dyt, hs.to(dyt.dtype), DOT_PREC)
         dc_h = dc_h * tl.where(mt, tl.exp(cum_t), 0.0)[:, None]  # (T, N)
         x_base = x_ptr + b * s_x_b + h * s_x_h
         for s0 in range(0, hi, BLOCK_T):
@@ -200,10 +201,10 @@ def _bwd_dc_kernel(
             xdt = (xs.to(tl.float32) * dt_s[:, None]).to(xs.dtype)
             bs = tl.load(b_base + pos_s[:, None] * s_b_l + offs_n[None, :] * s_b_n,
                          mask=ms[:, None] & mn[None, :], other=0.0)  # (S, N)
-            dm = tl.dot(dyt, tl.trans(xdt), input_precision=DOT_PREC)  # (T, S)
+            dm = _mm(dyt, tl.trans(xdt), DOT_PREC)  # (T, S)
             causal = (offs_t[:, None] >= offs_s[None, :]) & ms[None, :] & mt[:, None]
             decay = tl.exp(tl.where(causal, cum_t[:, None] - cum_s[None, :], float("-inf")))
-            dc_h += tl.dot((dm * decay).to(bs.dtype), bs, input_precision=DOT_PREC)
+            dc_h += _mm((dm * decay).to(bs.dtype), bs, DOT_PREC)
         tl.store(ddac_ptr + row + offs_t, tl.sum(ct * dc_h, axis=1), mask=offs_t < Q)
         dc_acc += dc_h
     tl.store(dc_ptr + b * s_dc_b + g * s_dc_g + pos_t[:, None] * s_dc_l

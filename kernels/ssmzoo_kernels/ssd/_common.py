@@ -32,7 +32,10 @@ def block(n: int, lo: int = 16, hi: int | None = None) -> int:
 
 
 def dot_precision(dtype: torch.dtype) -> str:
-    """tl.dot's input precision: tf32 for float32 only when torch allows it for matmuls."""
+    """tl.dot's input precision: tf32 for float32 only when torch allows it for matmuls;
+    ``"upcast"`` (fp32 operands) for bfloat16 under the interpreter, which cannot multiply it."""
+    if dtype == torch.bfloat16 and interpreting():
+        return "upcast"
     if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
         return "ieee"
     return "tf32"

@@ -52,10 +52,9 @@ class SSDTritonFn(torch.autograd.Function):
         ctx.save_for_backward(x, dt, A, B, C, D, z, dt_bias, ypre, dt_proc, cum, states, final)
         ctx.dt_softplus, ctx.dt_limit = dt_softplus, dt_limit
         ctx.init_dtype = initial_states.dtype if initial_states is not None else None
-        final_out = final.to(C.dtype)
         if not return_final_states:
-            ctx.mark_non_differentiable(final_out)
-        return out, final_out
+            ctx.mark_non_differentiable(final)
+        return out, final
 
     @staticmethod
     def backward(ctx, dout, dfinal):

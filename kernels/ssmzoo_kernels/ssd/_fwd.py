@@ -22,6 +22,16 @@ from ssmzoo_kernels.ssd._common import block, dot_precision, interpreting, tile
 
 
 @triton.jit
+def _mm(a, b, DOT_PREC: tl.constexpr):
+    """a @ b on the tensor cores, float32 accumulation. ``"upcast"``: in fp32, for bfloat16 under
+    the interpreter, whose tl.dot multiplies bfloat16 bit patterns (triton-lang/triton#11584)."""
+    if DOT_PREC == "upcast":
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
+    else:
+        return tl.dot(a, b, input_precision=DOT_PREC)
+
+
+@triton.jit
 def _softplus(v):
     # log(1 + e^v) with log1p's accuracy for small e^v; identity above 20 as in torch
     e = tl.exp(v)
@@ -112,7 +122,7 @@ def _chunk_state_kernel(
             w = tl.exp(cum_s)
         w = tl.where(ms, w, 0.0)
         bs = (bs.to(tl.float32) * w[:, None]).to(xt.dtype)
-        acc += tl.dot(xt, bs, input_precision=DOT_PREC)  # (P, N)
+        acc += _mm(xt, bs, DOT_PREC)  # (P, N)
     o = out_ptr + b * s_o_b + c * s_o_c + h * s_o_h
     tl.store(o + offs_p[:, None] * s_o_p + offs_n[None, :] * s_o_n, acc,
              mask=mp[:, None] & mn[None, :])
@@ -183,7 +193,7 @@ def _chunk_scan_fwd_kernel(
     hs = tl.load(states_ptr + b * s_s_b + c * s_s_c + h * s_s_h
                  + offs_n[:, None] * s_s_n + offs_p[None, :] * s_s_p,
                  mask=mn[:, None] & mp[None, :], other=0.0)  # (N, P)
-    acc = tl.dot(ct, hs.to(ct.dtype), input_precision=DOT_PREC) * tl.exp(cum_t)[:, None]  # (T, P)
+    acc = _mm(ct, hs.to(ct.dtype), DOT_PREC) * tl.exp(cum_t)[:, None]  # (T, P)
     # within the chunk: causal (C_t . B_s) exp(cum_t - cum_s) dt_s x_s
     x_base = x_ptr + b * s_x_b + h * s_x_h
     b_base = b_ptr + b * s_b_b + g * s_b_g
@@ -194,7 +204,7 @@ def _chunk_scan_fwd_kernel(
         ms = (offs_s < Q) & (pos_s < L)
         bs = tl.load(b_base + pos_s[None, :] * s_b_l + offs_n[:, None] * s_b_n,
                      mask=mn[:, None] & ms[None, :], other=0.0)  # (N, S)
-        cb = tl.dot(ct, bs, input_precision=DOT_PREC)  # (T, S)
+        cb = _mm(ct, bs, DOT_PREC)  # (T, S)
         cum_s = tl.load(cum_ptr + row + offs_s, mask=ms, other=0.0)
         dt_s = tl.load(dt_ptr + row + offs_s, mask=ms, other=0.0)
         causal = (offs_t[:, None] >= offs_s[None, :]) & ms[None, :]
@@ -202,7 +212,7 @@ def _chunk_scan_fwd_kernel(
         xs = tl.load(x_base + pos_s[:, None] * s_x_l + offs_p[None, :] * s_x_p,
                      mask=ms[:, None] & mp[None, :], other=0.0)  # (S, P)
         w = (cb * decay * dt_s[None, :]).to(xs.dtype)
-        acc += tl.dot(w, xs, input_precision=DOT_PREC)
+        acc += _mm(w, xs, DOT_PREC)
     if HAS_D:
         xt = tl.load(x_base + pos_t[:, None] * s_x_l + offs_p[None, :] * s_x_p,
                      mask=mt[:, None] & mp[None, :], other=0.0).to(tl.float32)

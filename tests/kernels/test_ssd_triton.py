@@ -1,0 +1,173 @@
+"""The Triton chunked SSD against the reference: outputs, final states and every gradient.
+
+On a machine without CUDA the kernels run in Triton's interpreter (TRITON_INTERPRET=1, set here
+before the kernels are first imported) on tiny shapes; the ``gpu`` grid runs the real kernels on
+larger, non-power-of-two shapes. The reference is ``ssmzoo.ssd_scan(..., backend="reference")``
+evaluated in float64 on the same (rounded) inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+pytest.importorskip("triton")
+
+import ssmzoo  # noqa: E402
+from ssmzoo.scan.backend import SSDCall  # noqa: E402
+from ssmzoo_kernels.ssd import supports_ssd, ssd_scan_triton  # noqa: E402
+from tests.helpers import assert_close  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+# Relative RMS tolerances by input dtype. fp32: the kernels' dots are exact fp32 (ieee) unless torch
+# allows tf32. Half inputs: every tile product rounds its operands (decay-weighted C.B, dt x, the
+# states) to the input dtype, as mamba_ssm's kernels do, so errors are a few output ulps; the
+# gradients go through two such roundings and through sums of opposite-sign terms (dA, ddt).
+TOL_OUT = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 4e-3}
+TOL_GRAD = {torch.float32: 1e-5, torch.bfloat16: 5e-2, torch.float16: 1e-2}
+
+
+def _inputs(batch, length, heads, headdim, groups, d_state, dtype, *, D="head", z=True,
+            bias=True, init=True, device=DEVICE):
+    def rnd(*shape, scale=1.0, dt_=dtype):
+        return (torch.randn(*shape, device=device) * scale).to(dt_).requires_grad_()
+
+    args = dict(
+        x=rnd(batch, length, heads, headdim),
+        dt=rnd(batch, length, heads, scale=0.5),
+        A=(-torch.rand(heads, device=device) * 3 - 0.1).requires_grad_(),
+        B=rnd(batch, length, groups, d_state, scale=d_state ** -0.5),
+        C=rnd(batch, length, groups, d_state),
+    )
+    if D == "head":
+        args["D"] = rnd(heads, dt_=torch.float32)
+    elif D == "channel":
+        args["D"] = rnd(heads, headdim, dt_=torch.float32)
+    if z:
+        args["z"] = rnd(batch, length, heads, headdim)
+    if bias:
+        args["dt_bias"] = rnd(heads, scale=0.5, dt_=torch.float32)
+    if init:
+        args["initial_states"] = rnd(batch, heads, headdim, d_state, dt_=torch.float32)
+    return args
+
+
+def _check(args, *, chunk_size, dtype, softplus=True, limit=(0.0, math.inf), final=True):
+    """Run the kernels and the float64 reference on the same inputs; compare everything."""
+    opts = dict(chunk_size=chunk_size, dt_softplus=softplus, dt_limit=limit,
+                return_final_states=final)
+    got = ssd_scan_triton(SSDCall(**args, **opts))
+    out, fin = got if final else (got, None)
+    ref_args = {k: v.detach().double().requires_grad_() for k, v in args.items()}
+    want = ssmzoo.ssd_scan(**ref_args, **opts, backend="reference")
+    ref_out, ref_fin = want if final else (want, None)
+    assert out.dtype == args["x"].dtype and out.shape == args["x"].shape
+    assert_close("out", ref_out, out, rtol=TOL_OUT[dtype])
+    go = torch.randn_like(out)
+    loss, ref_loss = (out.float() * go.float()).sum(), (ref_out * go.double()).sum()
+    if final:
+        assert fin.dtype == torch.float32
+        assert_close("final_states", ref_fin, fin, rtol=TOL_OUT[dtype])
+        gf = torch.randn_like(fin)
+        loss, ref_loss = loss + (fin * gf).sum(), ref_loss + (ref_fin * gf.double()).sum()
+    names = list(args)
+    grads = torch.autograd.grad(loss, [args[n] for n in names])
+    ref_grads = torch.autograd.grad(ref_loss, [ref_args[n] for n in names])
+    for n, g, r in zip(names, grads, ref_grads):
+        assert g.dtype == args[n].dtype, f"d{n}: dtype {g.dtype}, expected {args[n].dtype}"
+        assert_close(f"d{n}", r, g, rtol=TOL_GRAD[dtype])
+
+
+CASES = {  # name: (batch, length, heads, headdim, groups, d_state, chunk, input options)
+    "all-options": (2, 37, 4, 16, 2, 16, 16, dict(D="channel")),
+    "plain-exact-chunks": (1, 32, 2, 16, 1, 16, 16, dict(D=None, z=False, bias=False, init=False)),
+    "odd-sizes": (1, 29, 3, 20, 1, 24, 12, dict(D="head")),
+    "one-partial-chunk": (2, 9, 2, 16, 2, 16, 32, dict(init=False)),
+}
+
+
+@pytest.mark.interpret
+@pytest.mark.parametrize("case", list(CASES))
+def test_fp32_against_reference(case):
+    torch.manual_seed(hash(case) % 1000)
+    b, l, h, p, g, n, q, opts = CASES[case]
+    _check(_inputs(b, l, h, p, g, n, torch.float32, **opts), chunk_size=q, dtype=torch.float32)
+
+
+@pytest.mark.interpret
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_inputs(dtype):
+    torch.manual_seed(1)
+    _check(_inputs(2, 40, 4, 16, 2, 16, dtype, D="channel"), chunk_size=16, dtype=dtype)
+
+
+@pytest.mark.interpret
+def test_dt_limit_and_no_softplus():
+    """The clamp zeroes the gradient outside the limits; without softplus, negative dt clamps to 0."""
+    torch.manual_seed(2)
+    args = _inputs(1, 35, 2, 16, 1, 16, torch.float32)
+    _check(args, chunk_size=16, dtype=torch.float32, limit=(0.2, 0.9))
+    _check(args, chunk_size=16, dtype=torch.float32, softplus=False, final=False)
+
+
+@pytest.mark.interpret
+def test_chunk_size_does_not_change_results(nan_poison):
+    """Chunk 16 and chunk 32 agree; every fresh buffer starts as NaN (an unwritten tile shows)."""
+    torch.manual_seed(3)
+    args = _inputs(1, 48, 2, 16, 1, 16, torch.float32, init=False)
+    a = ssd_scan_triton(SSDCall(**args, chunk_size=16, dt_softplus=True))
+    b = ssd_scan_triton(SSDCall(**args, chunk_size=32, dt_softplus=True))
+    assert_close("out(chunk 32 vs 16)", a, b, rtol=1e-5)
+    ga = torch.autograd.grad(a.sum(), [args["x"], args["A"]])
+    gb = torch.autograd.grad(b.sum(), [args["x"], args["A"]])
+    assert_close("dx(chunk 32 vs 16)", ga[0], gb[0], rtol=1e-5)
+    assert_close("dA(chunk 32 vs 16)", ga[1], gb[1], rtol=1e-5)
+
+
+def _call(**over):
+    args = dict(x=torch.zeros(1, 8, 2, 16), dt=torch.zeros(1, 8, 2), A=torch.zeros(2),
+                B=torch.zeros(1, 8, 1, 16), C=torch.zeros(1, 8, 1, 16))
+    args.update(over)
+    return SSDCall(**args)
+
+
+def test_supports_says_why():
+    ok, why = supports_ssd(_call(x=torch.zeros(1, 8, 2, 256)))
+    assert not ok and "headdim 256" in why
+    ok, why = supports_ssd(_call(B=torch.zeros(1, 8, 1, 512), C=torch.zeros(1, 8, 1, 512)))
+    assert not ok and "d_state 512" in why
+    ok, why = supports_ssd(_call(x=torch.zeros(1, 8, 2, 16, dtype=torch.float64)))
+    assert not ok and "'x'" in why and "float64" in why
+    ok, why = supports_ssd(_call())  # CPU tensors: fine under the interpreter, refused on a GPU box
+    assert ok == (DEVICE == "cpu"), why
+
+
+def test_cpu_tensors_refused_without_interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    ok, why = supports_ssd(_call())
+    assert not ok and "CUDA" in why
+
+
+GPU_CASES = [  # (batch, length, heads, headdim, groups, d_state, chunk, dtype, options)
+    (2, 1000, 8, 64, 2, 64, 256, torch.float32, dict(D="channel")),
+    (2, 777, 6, 48, 3, 16, 64, torch.float32, dict(D="head")),
+    (1, 2048, 4, 64, 1, 128, 256, torch.float32, dict()),
+    (2, 1000, 8, 64, 1, 128, 256, torch.bfloat16, dict(D="channel")),
+    (2, 513, 4, 64, 2, 64, 128, torch.float16, dict()),
+    (1, 300, 4, 32, 1, 256, 256, torch.bfloat16, dict(init=False, z=False)),
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", range(len(GPU_CASES)))
+def test_gpu_grid(case):
+    b, l, h, p, g, n, q, dtype, opts = GPU_CASES[case]
+    torch.manual_seed(case)
+    _check(_inputs(b, l, h, p, g, n, dtype, **opts), chunk_size=q, dtype=dtype)
