@@ -124,8 +124,9 @@ class B2S6(SpectrumScaled, Saveable, nn.Module):
 
     def effective_A(self) -> Tensor:
         """A: (d_model, modes), the one diagonal shared by every channel; spectrum-scaled."""
-        A = self.scaled_A(self.A_log, self.A_imag if self.is_complex else None)    # (m,)
-        return A.expand(self.d_model, self.n_modes)                               # (d, m)
+        shape = (self.d_model, self.n_modes)  # a per-channel scale may differ between channels
+        imag = self.A_imag.expand(shape) if self.is_complex else None
+        return self.scaled_A(self.A_log.expand(shape), imag)                      # (d, m)
 
     def _selection(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x (..., d) -> Δ before bias (..., d), B (..., h, m), C (..., h, m), per block."""

@@ -20,6 +20,8 @@ from torch import Tensor, nn
 from ssmzoo.models.io import Saveable
 from ssmzoo.spec import Spec, parse
 
+S6_SPEC = parse("s6")  # the default core, as a spec
+
 __all__ = ["Mamba"]
 
 
@@ -37,7 +39,7 @@ class Mamba(Saveable, nn.Module):
         bias: bias in in_proj and out_proj
     """
 
-    def __init__(self, d_model: int, *, core: Spec = parse("s6"), expand: int = 2,
+    def __init__(self, d_model: int, *, core: Spec = S6_SPEC, expand: int = 2,
                  d_conv: int = 4, conv_bias: bool = True, bias: bool = False) -> None:
         super().__init__()
         import ssmzoo

@@ -14,7 +14,7 @@ Models
     top_k=0)`` -> (batch, length + n_new) long. Hyperparameters: ``mixer`` (default ``mamba``),
     ``d_model`` (64), ``n_layers`` (2), ``vocab_size`` (required), ``norm`` (``rms`` | ``layer``),
     ``norm_eps`` (1e-5), ``dropout`` (0.0), ``mixer_out`` (``auto`` | ``glu`` | ``none``),
-    ``tie_embeddings`` (true), ``residual_in_fp32`` (true).
+    ``tie_embeddings`` (true).
 
 ``classifier(mixer, d_model, n_layers, n_classes, d_input or vocab_size, ...)``
     The LRA setup: encoder, residual stack, pooling, linear decoder. Input: token ids
@@ -82,7 +82,7 @@ norm weights), as mamba_ssm and timm do.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __all__ = ["spectral_modules"]
 
@@ -94,7 +94,3 @@ def spectral_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The modules of ``model`` that own a state matrix A, in layer order, with their names."""
     return [(name, m) for name, m in model.named_modules()
             if hasattr(m, "effective_A") and hasattr(m, "spectrum_scale")]
-
-
-def __getattr__(name: str) -> Any:
-    raise AttributeError(f"module 'ssmzoo.models' has no attribute {name!r}")

@@ -1,0 +1,123 @@
+"""``lm``: a language model around any mixer (mamba_ssm's ``MixerModel`` + tied head)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ssmzoo.errors import HyperparameterTypeError
+from ssmzoo.models.backbone import Layer, make_norm
+from ssmzoo.models.io import Saveable
+from ssmzoo.spec import Spec, parse
+
+MAMBA_SPEC = parse("mamba")  # the default mixer, as a spec
+
+__all__ = ["LM"]
+
+
+class LM(Saveable, nn.Module):
+    """Language model: embedding, pre-norm residual stack of mixers, final norm, tied head.
+
+    ``forward(ids)``: (batch, length) long -> logits (batch, length, vocab_size). Recurrent
+    inference: ``init_state(batch)``, ``step(ids_t, state)``, ``generate(prompt, n_new)``.
+    Initialisation follows mamba_ssm's ``_init_weights``: embedding std 0.02, Linear biases zero,
+    every ``out_proj`` weight Kaiming-uniform divided by sqrt(n_layers).
+
+    Args:
+        mixer: the sequence mixer of every layer (any unit spec)
+        d_model: width of the residual stream
+        n_layers: number of residual layers
+        vocab_size: number of token ids
+        norm: normalisation before each mixer and at the end: rms (mamba_ssm) or layer
+        norm_eps: epsilon of the norms
+        dropout: dropout on each mixer's output
+        mixer_out: after the mixer: glu (S4's GELU + GLU), none, or auto (glu for a core only)
+        tie_embeddings: the output head shares the embedding matrix
+    """
+
+    def __init__(self, *, mixer: Spec = MAMBA_SPEC, d_model: int = 64, n_layers: int = 2,
+                 vocab_size: int, norm: Literal["rms", "layer"] = "rms", norm_eps: float = 1e-5,
+                 dropout: float = 0.0, mixer_out: Literal["auto", "glu", "none"] = "auto",
+                 tie_embeddings: bool = True) -> None:
+        super().__init__()
+        for key, value in (("d_model", d_model), ("n_layers", n_layers), ("vocab_size", vocab_size)):
+            if value < 1:
+                raise HyperparameterTypeError("model 'lm'", key, "an int >= 1", value)
+        self.d_model, self.n_layers, self.vocab_size = d_model, n_layers, vocab_size
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.layers = nn.ModuleList(
+            Layer(mixer, d_model, norm=norm, norm_eps=norm_eps, prenorm=True, dropout=dropout,
+                  mixer_out=mixer_out) for _ in range(n_layers))
+        self.norm_f = make_norm(norm, d_model, norm_eps)
+        self.head = None if tie_embeddings else nn.Linear(d_model, vocab_size, bias=False)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=0.02)
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            if name.endswith("out_proj") and isinstance(module, nn.Linear):
+                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+                with torch.no_grad():
+                    module.weight /= math.sqrt(self.n_layers)
+
+    def _logits(self, h: Tensor) -> Tensor:
+        h = self.norm_f(h)
+        return self.head(h) if self.head is not None else F.linear(h, self.embedding.weight)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """ids: (batch, length) long -> logits (batch, length, vocab_size)."""
+        h = self.embedding(ids)                                               # (b, l, d)
+        for layer in self.layers:
+            h = layer(h)
+        return self._logits(h)                                                # (b, l, vocab)
+
+    def init_state(self, batch: int) -> list[Any]:
+        """One state per layer, for :meth:`step`."""
+        return [layer.init_state(batch) for layer in self.layers]
+
+    def step(self, ids_t: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
+        """One token per sequence: ids_t (batch,) long -> (logits (batch, vocab_size), state)."""
+        h = self.embedding(ids_t)                                             # (b, d)
+        new = []
+        for layer, s in zip(self.layers, state):
+            h, s = layer.step(h, s)
+            new.append(s)
+        return self._logits(h), new
+
+    @torch.no_grad()
+    def generate(self, prompt: Tensor, n_new: int, *, temperature: float = 0.0, top_k: int = 0,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """Continue ``prompt`` (batch, length) long by ``n_new`` tokens, recurrently.
+
+        temperature 0 is greedy; otherwise sample from softmax(logits / temperature), restricted
+        to the ``top_k`` most likely tokens when top_k > 0. Returns (batch, length + n_new) long.
+        """
+        if prompt.dim() != 2 or prompt.shape[1] < 1:
+            raise HyperparameterTypeError("LM.generate", "prompt", "a (batch, length >= 1) "
+                                          "long tensor", tuple(prompt.shape))
+        state = self.init_state(prompt.shape[0])
+        for t in range(prompt.shape[1]):
+            logits, state = self.step(prompt[:, t], state)
+        out = [prompt]
+        for _ in range(n_new):
+            if temperature <= 0:
+                nxt = logits.argmax(-1)                                       # (b,)
+            else:
+                scaled = logits.float() / temperature
+                if top_k > 0:
+                    kth = scaled.topk(min(top_k, scaled.shape[-1]), dim=-1).values[:, -1:]
+                    scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+                nxt = torch.multinomial(scaled.softmax(-1), 1, generator=generator)[:, 0]
+            out.append(nxt[:, None])
+            logits, state = self.step(nxt, state)
+        return torch.cat(out, dim=1)
+
+    def state_size(self) -> int:
+        """Floats of recurrent state per sequence, summed over layers."""
+        return sum(layer.state_size() for layer in self.layers)
