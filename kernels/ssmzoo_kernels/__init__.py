@@ -13,3 +13,7 @@ import ssmzoo
 @ssmzoo.hookimpl
 def ssmzoo_register_backends(registry):
     """Register every backend this package provides (each module adds its own line)."""
+    from ssmzoo_kernels.cuda import CudaBackend, MambaSSDBackend  # imports nothing heavy
+
+    registry.backend("cuda", CudaBackend())
+    registry.backend("mamba_ssd", MambaSSDBackend())
