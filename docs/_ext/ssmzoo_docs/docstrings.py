@@ -1,0 +1,60 @@
+"""Docstrings written for ``help()`` made safe for reST.
+
+The code's docstrings use plain-text math (``|u_1|``, ``|A|^s``), where reST would read ``|...|``
+as a substitution and fail the ``-W`` build. :func:`escape_bars` escapes each ``|`` outside inline
+literals and roles, and leaves alone what reST must see unchanged: literal blocks (after ``::``),
+directive bodies (``.. math::``), doctest examples and tables.
+"""
+
+from __future__ import annotations
+
+import re
+
+_INLINE = re.compile(r"(``.+?``|:[\w:.-]+:`[^`]+`|`[^`]+`_{0,2})")
+
+
+def _escape(line: str) -> str:
+    parts = _INLINE.split(line)
+    for i in range(0, len(parts), 2):  # even parts are outside literals and roles
+        parts[i] = re.sub(r"(?<!\\)\|", r"\\|", parts[i])
+    return "".join(parts)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def escape_bars(lines: list[str]) -> list[str]:
+    """The docstring's lines with ``|`` escaped wherever reST would read a substitution."""
+    out = []
+    block_indent: int | None = None  # inside a literal block or directive body deeper than this
+    in_doctest = False
+    for line in lines:
+        stripped = line.strip()
+        if block_indent is not None:
+            if not stripped or _indent(line) > block_indent:
+                out.append(line)
+                continue
+            block_indent = None
+        if in_doctest:
+            if stripped:
+                out.append(line)
+                continue
+            in_doctest = False
+        if stripped.startswith(">>>"):
+            in_doctest = True
+            out.append(line)
+            continue
+        if stripped.startswith(("+-", "+=", "|")) or "|" not in line:  # tables, line blocks
+            out.append(line)
+        else:
+            out.append(_escape(line))
+        if stripped.endswith("::"):
+            block_indent = _indent(line)
+    return out
+
+
+def process_docstring(app: object, what: str, name: str, obj: object, options: object,
+                      lines: list[str]) -> None:
+    """``autodoc-process-docstring`` handler: escape in place."""
+    lines[:] = escape_bars(lines)
