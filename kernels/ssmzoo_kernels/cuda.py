@@ -89,14 +89,14 @@ def _cuda_fn():
     return CudaScanFn
 
 
-def _fixed_B_variable_C(call: SelectiveScanCall, Bf: Tensor, C: Tensor, scan: ScanFn,
+def _fixed_B_scan(call: SelectiveScanCall, Bf: Tensor, C: Tensor, scan: ScanFn,
                         z: Tensor | None) -> tuple[Tensor, Tensor]:
-    """scan(Bf, C) for a fixed (d, n) Bf and a variable C, one scan per group of C."""
+    """scan(Bf, C) for a fixed (d, n) Bf: one scan for a fixed or ungrouped C, else one per group."""
     import torch
 
     u, delta, A, bias = call.u, call.delta, call.A, call.delta_bias
-    if C.dim() == 3 or C.shape[1] == 1:
-        Cv = C if C.dim() == 3 else C[:, 0]  # (batch, n, l)
+    if C.dim() < 4 or C.shape[1] == 1:
+        Cv = C if C.dim() < 4 else C[:, 0]  # (d, n) or (batch, n, l)
         return scan(u, delta, A, Bf, Cv, None, z, bias, call.delta_softplus)
     groups = C.shape[1]
     per = call.dim // groups
@@ -130,7 +130,7 @@ def by_linearity(call: SelectiveScanCall, scan: ScanFn) -> Tensor | tuple[Tensor
     u, delta = call.u, call.delta
     out, last = scan(u, delta, A, B, C, call.D, z, bias, sp)
     if Bb is not None:  # + scan(B_bias, C): its state adds to the last state
-        o, s = _fixed_B_variable_C(call, Bb, C, scan, z)
+        o, s = _fixed_B_scan(call, Bb, C, scan, z)
         out, last = out + o, last + s
     if Cb is not None:  # + scan(B, C_bias): the same state as the first term
         out = out + scan(u, delta, A, B, Cb, None, z, bias, sp)[0]

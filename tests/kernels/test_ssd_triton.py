@@ -19,9 +19,10 @@ if not torch.cuda.is_available():
 
 pytest.importorskip("triton")
 
+from ssmzoo_kernels.ssd import ssd_scan_triton, supports_ssd  # noqa: E402
+
 import ssmzoo  # noqa: E402
 from ssmzoo.scan.backend import SSDCall  # noqa: E402
-from ssmzoo_kernels.ssd import supports_ssd, ssd_scan_triton  # noqa: E402
 from tests.helpers import assert_close  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
