@@ -35,6 +35,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
+smartquotes = False  # keep "--option", 'quotes' and spec strings as written
 exclude_patterns = ["_build", "examples/**", "**/.pytest_cache"]
 templates_path: list[str] = []
 

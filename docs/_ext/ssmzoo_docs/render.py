@@ -137,7 +137,7 @@ def hparam_table(hparams: Sequence[HParam], overrides: dict[str, Any] | None = N
         if overrides and h.name in overrides:
             from ssmzoo.spec import format_value
             default = format_value(overrides[h.name])
-        rows.append([literal(h.name), literal(default), inline(h.type_text), inline(h.doc)])
+        rows.append([literal(h.name), literal(default), literal(h.type_text), inline(h.doc)])
     return list_table(["name", "default", "type", "doc"], rows, widths=[18, 16, 18, 48])
 
 

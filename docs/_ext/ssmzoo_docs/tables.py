@@ -168,9 +168,16 @@ def plugins_rst(registry: Registry) -> str:
 
 # ---- what each backend supports, probed ---------------------------------------------------------
 
-def _scan_cases() -> dict[str, Any]:
-    """Small CPU calls, one per feature of ``selective_scan`` and ``ssd_scan``, built as the
-    public functions would pack them (mamba_ssm's layouts)."""
+def probe_device() -> str:
+    """Where the support probes put their tensors: CUDA when there is a GPU, else CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _scan_cases(device: str = "cpu") -> dict[str, Any]:
+    """Small calls on ``device``, one per feature of ``selective_scan`` and ``ssd_scan``, built
+    as the public functions would pack them (mamba_ssm's layouts)."""
     import torch
 
     from ssmzoo.scan.backend import SelectiveScanCall, SSDCall
@@ -179,9 +186,9 @@ def _scan_cases() -> dict[str, Any]:
     b, d, n, l, groups = 1, 4, 3, 5, 2
 
     def r(*shape: int, dtype: Any = torch.float32) -> Any:
-        return torch.randn(*shape, generator=g, dtype=dtype)
+        return torch.randn(*shape, generator=g, dtype=dtype).to(device)
 
-    A, Ac = -r(d, n).exp(), torch.complex(-r(d, n).exp(), r(d, n))
+    A, Ac = -r(d, n).exp(), torch.complex(-r(d, n).exp(), r(d, n))  # (d, n)
     base = dict(u=r(b, d, l), delta=r(b, d, l), A=A, B=r(b, n, l), C=r(b, n, l))
     cplx = dict(base, A=Ac, B=r(b, n, 2 * l), C=r(b, n, 2 * l))
     cases: dict[str, Any] = {
@@ -226,7 +233,7 @@ def support_matrix(registry: Registry) -> tuple[dict[str, str], dict[str, dict[s
         if not ok:
             unavailable[name] = why
     matrix: dict[str, dict[str, Any]] = {}
-    for feature, call in _scan_cases().items():
+    for feature, call in _scan_cases(probe_device()).items():
         matrix[feature] = {}
         for name, b in backends.items():
             if name in unavailable:
@@ -243,24 +250,24 @@ def support_matrix(registry: Registry) -> tuple[dict[str, str], dict[str, dict[s
 def support_rst(registry: Registry) -> str:
     """A table of scan features (rows) by backend (columns), asked of each backend that is
     available on the machine building the docs, through its own ``supports_*`` method."""
-    names = sorted(registry.backends, key=natural_key)
-    if not names:
+    if not registry.backends:
         return "No scan backend is registered in this build.\n"
     unavailable, matrix = support_matrix(registry)
+    names = [n for n in sorted(registry.backends, key=natural_key) if n not in unavailable]
     rows = []
     for feature, answers in matrix.items():
         row = [inline(feature)]
         for name in names:
-            if name in unavailable:
-                row.append("not asked")
-            else:
-                ok, why = answers[name]
-                row.append("yes" if ok else f"no: {inline(why)}")
+            ok, why = answers[name]
+            row.append("yes" if ok else f"no: {inline(why)}")
         rows.append(row)
-    notes = [f"``{name}`` is not available on the machine that built these pages "
-             f"({inline(why)}), so it was not asked." for name, why in unavailable.items()]
     text = list_table(["feature", *(literal(n) for n in names)], rows)
-    text += ["Each cell is the backend's own answer to a small CPU call with that feature (its "
-             "``supports_selective_scan`` or ``supports_ssd_scan``); a backend that answers no says "
-             "why, and ``backend=\"auto\"`` moves on to the next one. " + " ".join(notes), ""]
+    text += [f"Each cell is the backend's own answer (its ``supports_selective_scan`` or "
+             f"``supports_ssd_scan``) to a small call with that feature on {probe_device().upper()}"
+             " tensors; a backend that answers no says why, and ``backend=\"auto\"`` moves on to "
+             "the next one.", ""]
+    if unavailable:
+        text += ["Not available on the machine that built these pages, so not asked: "
+                 + "; ".join(f"``{n}`` ({inline(why)})" for n, why in unavailable.items())
+                 + ". ``ssmzoo backends`` shows what is available on yours.", ""]
     return "\n".join(text).rstrip() + "\n"
