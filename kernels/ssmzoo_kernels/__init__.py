@@ -14,6 +14,8 @@ import ssmzoo
 def ssmzoo_register_backends(registry):
     """Register every backend this package provides (each module adds its own line)."""
     from ssmzoo_kernels.cuda import CudaBackend, MambaSSDBackend  # imports nothing heavy
+    from ssmzoo_kernels.triton_backend import TritonBackend  # imports no triton
 
+    registry.backend("triton", TritonBackend())
     registry.backend("cuda", CudaBackend())
     registry.backend("mamba_ssd", MambaSSDBackend())

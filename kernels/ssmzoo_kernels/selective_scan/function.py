@@ -34,6 +34,20 @@ FWD_CONFIG = {False: KernelConfig(8, 64, 4), True: KernelConfig(4, 64, 4)}  # by
 BWD_CONFIG = {False: KernelConfig(4, 32, 4), True: KernelConfig(2, 32, 4)}
 
 
+def _fit(cfg: KernelConfig, bn: int, block_d: int) -> tuple[int, int]:
+    """(block_d, block_t) shrunk so that a (channels, d_state, time) tile holds no more elements
+    than the config was tuned for at d_state 16 (larger d_state: fewer channels, then shorter
+    chunks)."""
+    budget = cfg.block_d * 16 * cfg.block_t
+    bd, bt = block_d, cfg.block_t
+    while bd * bn * bt > budget and (bd > 1 or bt > 16):
+        if bd > 1:
+            bd //= 2
+        else:
+            bt //= 2
+    return bd, bt
+
+
 def _pow2_divisor(k: int, cap: int) -> int:
     """The largest power of two that divides k, at most cap."""
     p = 1
@@ -133,8 +147,10 @@ def _var_strides(t: Tensor, var: bool) -> tuple[int, int, int]:
 def _launch_fwd(p: _Prepared, out: Tensor | None, last: Tensor | None, ws: Tensor | None,
                 cfg: KernelConfig) -> int:
     """Run the forward kernel; returns the number of chunks (for ``ws``)."""
-    bd = p.block_d(cfg.block_d)
-    bt = cfg.block_t
+    bn = max(2, triton.next_power_of_2(p.dstate))
+    bd, bt = _fit(cfg, bn, p.block_d(cfg.block_d))
+    if ws is not None:
+        bt = cfg.block_t  # the backward's chunks
     n_chunks = triton.cdiv(p.length, bt)
     if ws is not None and ws.shape[1] != n_chunks:
         raise RuntimeError(f"state workspace has {ws.shape[1]} chunks, the launch needs {n_chunks}")
@@ -158,8 +174,7 @@ def _launch_fwd(p: _Prepared, out: Tensor | None, last: Tensor | None, ws: Tenso
         HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None, SOFTPLUS=p.softplus,
         HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
         HAS_H0=p.h0 is not None, WRITE_OUT=out is not None, STORE_LAST=last is not None,
-        STORE_STATES=ws is not None, ZOH=p.zoh, BD=bd,
-        BN=max(2, triton.next_power_of_2(p.dstate)), BT=bt, num_warps=cfg.num_warps,
+        STORE_STATES=ws is not None, ZOH=p.zoh, BD=bd, BN=bn, BT=bt, num_warps=cfg.num_warps,
     )
     return n_chunks
 
@@ -185,7 +200,8 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
     """Gradients in the kernels' layout (float32 partial sums over the batch still to be reduced)."""
     cfg = cfg or BWD_CONFIG[p.is_complex]
     dev = p.u.device
-    bt = cfg.block_t
+    bn = max(2, triton.next_power_of_2(p.dstate))
+    bd, bt = _fit(cfg, bn, p.block_d(cfg.block_d))
     n_chunks = triton.cdiv(p.length, bt)
     ws = torch.empty(_state_shape(p, p.batch, n_chunks), dtype=torch.float32, device=dev)
     _launch_fwd(p, None, None, ws, KernelConfig(FWD_CONFIG[p.is_complex].block_d, bt,
@@ -206,7 +222,6 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
         "h0": torch.empty(_state_shape(p, p.batch), **f32),
     }
     dummy = p.u
-    bd = p.block_d(cfg.block_d)
     grid = (triton.cdiv(p.dim, bd), p.batch)
     selective_scan_bwd_kernel[grid](
         p.u, p.delta, p.A, p.B, p.C,
@@ -226,7 +241,6 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
         IS_COMPLEX=p.is_complex, B_VAR=p.B_var, C_VAR=p.C_var, HAS_D=p.D is not None,
         HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None, SOFTPLUS=p.softplus,
         HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
-        HAS_DLAST=dlast is not None, ZOH=p.zoh, BD=bd,
-        BN=max(2, triton.next_power_of_2(p.dstate)), BT=bt, num_warps=cfg.num_warps,
+        HAS_DLAST=dlast is not None, ZOH=p.zoh, BD=bd, BN=bn, BT=bt, num_warps=cfg.num_warps,
     )
     return g

@@ -1,0 +1,111 @@
+"""The ``triton`` scan backend: this package's Triton kernels for ``selective_scan`` and ``ssd_scan``.
+
+Nothing here imports Triton at import time: ``available`` tries the import, and each op imports
+its kernels on first use. The selective scan runs the fused forward and backward kernels of
+:mod:`ssmzoo_kernels.selective_scan` (the whole surface: real and complex A, fixed, variable and
+grouped B/C, biases, D, z, initial and last state, Euler and ZOH); ``ssd_scan`` delegates to
+:mod:`ssmzoo_kernels.ssd`. On a CPU the kernels run only under ``TRITON_INTERPRET=1`` (slow: for
+tests), and ``auto`` never picks them there.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, ClassVar
+
+from ssmzoo.scan.backend import ScanBackend, SelectiveScanCall, SSDCall
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+INSTALL = "pip install 'ssmzoo[triton]'"
+MAX_D_STATE = 256  # the state tile of a program shrinks in channels and time as d_state grows
+
+
+def interpreting() -> bool:
+    """Whether Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _device_ok(device) -> tuple[bool, str]:
+    if device.type == "cuda" or (device.type == "cpu" and interpreting()):
+        return True, ""
+    return False, (f"tensors are on {device.type}; the Triton kernels need CUDA tensors "
+                   "(or CPU tensors under TRITON_INTERPRET=1)")
+
+
+class TritonBackend(ScanBackend):
+    """Fused Triton kernels, forward and backward, states in registers, recomputed in the backward."""
+
+    name: ClassVar[str] = "triton"
+    description: ClassVar[str] = ("Triton kernels: fused selective scan (S6, B2S6; forward and "
+                                  "backward) and chunked SSD")
+    ops: ClassVar[tuple[str, ...]] = ("selective_scan", "ssd_scan")
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            import triton  # noqa: F401
+        except ImportError as e:
+            return False, f"triton is not installed ({e}): {INSTALL}"
+        if interpreting():
+            return True, ""
+        import torch
+
+        if not torch.cuda.is_available():
+            return False, "no CUDA device is visible to torch (and TRITON_INTERPRET is not set)"
+        return True, ""
+
+    def priority(self, device_type: str) -> int | None:
+        # After mamba_ssm's CUDA kernel (10) until benchmarks/gpu_selective_scan.py shows it faster.
+        return 20 if device_type == "cuda" else None
+
+    def limitations(self) -> list[str]:
+        return [
+            "CUDA tensors (CPU only under TRITON_INTERPRET=1, for tests)",
+            "float32/float16/bfloat16 inputs, float32 accumulation (no float64)",
+            f"d_state <= {MAX_D_STATE}",
+        ]
+
+    def supports_selective_scan(self, call: SelectiveScanCall) -> tuple[bool, str]:
+        import torch
+
+        ok, why = _device_ok(call.device)
+        if not ok:
+            return ok, why
+        for name, t in call.tensors().items():
+            if t.device != call.device:
+                return False, f"argument {name!r} is on {t.device}, u is on {call.device}"
+            if t.dtype in (torch.float64, torch.complex128):
+                return False, (f"argument {name!r} is {t.dtype}; the Triton kernels compute in "
+                               "float32 (use backend='reference' for float64)")
+        if call.is_complex:
+            for name in ("B", "C"):
+                t = getattr(call, name)
+                if t.dim() >= 3 and t.is_complex():
+                    return False, (f"variable {name} is complex; pass it as a real tensor with "
+                                   "real and imaginary parts interleaved along time (2·length)")
+        if call.d_state > MAX_D_STATE:
+            return False, f"d_state {call.d_state} > {MAX_D_STATE} is not supported by the kernels"
+        return True, ""
+
+    def selective_scan(self, call: SelectiveScanCall) -> Tensor | tuple[Tensor, Tensor]:
+        from ssmzoo_kernels.selective_scan import selective_scan_triton
+
+        return selective_scan_triton(
+            call.u, call.delta, call.A, call.B, call.C, call.D, call.z, call.delta_bias,
+            call.delta_softplus, call.return_last_state, B_bias=call.B_bias,
+            C_bias=call.C_bias, initial_state=call.initial_state,
+            discretization=call.discretization,
+        )
+
+    def supports_ssd_scan(self, call: SSDCall) -> tuple[bool, str]:
+        try:
+            from ssmzoo_kernels.ssd import supports_ssd
+        except ImportError as e:
+            return False, f"the Triton SSD kernels could not be imported: {e}"
+        return supports_ssd(call)
+
+    def ssd_scan(self, call: SSDCall) -> Tensor | tuple[Tensor, Tensor]:
+        from ssmzoo_kernels.ssd import ssd_scan_triton
+
+        return ssd_scan_triton(call)

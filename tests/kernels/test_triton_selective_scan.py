@@ -1,0 +1,123 @@
+"""The Triton selective scan against the reference: output, last state and every gradient.
+
+Without CUDA the kernels run in Triton's interpreter (``tests/kernels/conftest.py`` sets
+TRITON_INTERPRET=1 before they are imported) on tiny shapes. The chunk length is cut to 16 steps and
+two channels per program, so a length of 37 crosses two chunk boundaries and ends in a partial
+chunk, and four channels make two programs that must add their B/C gradients together. The
+reference is ``ssmzoo.selective_scan(..., backend="reference")`` in float64 on the same (rounded)
+inputs. Fresh buffers are NaN-poisoned, so an unwritten element fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from ssmzoo_kernels.selective_scan import function as fn  # noqa: E402
+from ssmzoo_kernels.triton_backend import TritonBackend  # noqa: E402
+
+import ssmzoo  # noqa: E402
+from ssmzoo.errors import BackendUnavailableError  # noqa: E402
+from ssmzoo.scan.backend import SelectiveScanCall  # noqa: E402
+from tests.helpers import assert_close  # noqa: E402
+from tests.scan.cases import ScanCase, clone_inputs, grad_inputs, selective_scan_inputs  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+# Relative RMS error against float64 by input dtype. fp32: float32 accumulation over a few dozen
+# steps. Half inputs: the reference sees the same rounded inputs, so the error is the rounding of
+# the outputs (and of du, ddelta, dz, dB, dC, which come back in the inputs' dtype): ~1 ulp.
+TOL = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+@pytest.fixture(autouse=True)
+def small_tiles(monkeypatch):
+    """16-step chunks, 2 channels per program: several chunks and programs on tiny inputs."""
+    monkeypatch.setattr(fn, "FWD_CONFIG", {False: fn.KernelConfig(2, 16), True: fn.KernelConfig(2, 16)})
+    monkeypatch.setattr(fn, "BWD_CONFIG", {False: fn.KernelConfig(2, 16), True: fn.KernelConfig(2, 16)})
+
+
+BASE = ScanCase(batch=2, dim=4, length=37, d_state=3, groups=2)
+LAYOUTS = [("fixed", "fixed"), ("variable", "grouped"), ("grouped", "variable"),
+           ("variable", "variable")]
+GRID = [
+    replace(BASE, complex=cplx, B_layout=bl, C_layout=cl, discretization=disc, B_bias=True,
+            C_bias=cplx, initial_state=disc == "zoh")
+    for cplx, (bl, cl), disc in itertools.product((False, True), LAYOUTS, ("euler", "zoh"))
+] + [
+    replace(BASE, D=False, z=False, delta_bias=False, softplus=False),
+    replace(BASE, length=1, complex=True),
+    replace(BASE, length=16, d_state=16, B_layout="grouped", C_layout="grouped", groups=4),
+    replace(BASE, dim=6, groups=3, B_layout="grouped", C_layout="grouped", length=20),  # 2 per group
+    replace(BASE, dim=5, length=20, d_state=5),  # channels not a multiple of the program's
+    replace(BASE, dtype=torch.bfloat16, B_bias=True, length=20),
+    replace(BASE, dtype=torch.float16, complex=True, C_layout="fixed", length=20),
+]
+
+
+def _to_ref(v):
+    if not isinstance(v, torch.Tensor):
+        return v
+    w = v.detach().to(torch.complex128 if v.is_complex() else torch.float64)
+    return w.requires_grad_(v.requires_grad)
+
+
+def _run(kw, backend):
+    return ssmzoo.selective_scan(**kw, return_last_state=True, backend=backend)
+
+
+@pytest.mark.parametrize("case", GRID, ids=str)
+def test_matches_reference(case: ScanCase, nan_poison) -> None:
+    kw = selective_scan_inputs(case, seed=hash(str(case)) % 1000, requires_grad=True)
+    kw = {k: (v.to(DEVICE).detach().requires_grad_() if isinstance(v, torch.Tensor) else v)
+          for k, v in kw.items()}
+    mine = clone_inputs(kw)
+    ref_kw = {k: _to_ref(v) for k, v in kw.items()}
+    out, last = _run(mine, "triton")
+    ref, ref_last = _run(ref_kw, "reference")
+    tol = TOL[case.dtype]
+    assert out.dtype == kw["u"].dtype
+    assert_close("out", ref, out, rtol=tol)
+    assert_close("last_state", ref_last, last, rtol=1e-5 if case.dtype == torch.float32 else tol)
+
+    g_out = torch.randn(out.shape, dtype=torch.float64, device=DEVICE)
+    g_last = torch.randn(last.shape, dtype=ref_last.dtype, device=DEVICE)
+    loss = (out.double() * g_out).sum() + (last.to(g_last.dtype) * g_last.conj()).real.sum()
+    loss.backward()
+    ref_loss = (ref * g_out).sum() + (ref_last * g_last.conj()).real.sum()
+    ref_loss.backward()
+    for name, t in grad_inputs(mine).items():
+        assert t.grad is not None, f"no gradient for {name}"
+        assert t.grad.dtype == t.dtype, f"d{name} has dtype {t.grad.dtype}, expected {t.dtype}"
+        assert_close(f"d{name}", ref_kw[name].grad, t.grad, rtol=tol)
+
+
+def test_backend_refuses_what_it_cannot_run(monkeypatch) -> None:
+    kw = selective_scan_inputs(replace(BASE, dtype=torch.float64))
+    call = SelectiveScanCall(**{k: v for k, v in kw.items()})
+    ok, why = TritonBackend().supports_selective_scan(call)
+    assert not ok and "float64" in why and "reference" in why
+    with pytest.raises(BackendUnavailableError, match="float64"):
+        ssmzoo.selective_scan(**kw, backend="triton")
+    if DEVICE == "cpu":
+        monkeypatch.setenv("TRITON_INTERPRET", "0")
+        call32 = SelectiveScanCall(**selective_scan_inputs(BASE))
+        ok, why = TritonBackend().supports_selective_scan(call32)
+        assert not ok and "TRITON_INTERPRET" in why
+        ok, why = TritonBackend().available()
+        assert not ok and "CUDA" in why
+
+
+def test_registered_and_never_auto_on_cpu() -> None:
+    from ssmzoo.registry import get_registry
+
+    backend = get_registry().get_backend("triton")
+    assert isinstance(backend, TritonBackend)
+    assert backend.priority("cpu") is None
+    assert backend.priority("cuda") is not None
+    assert set(backend.ops) == {"selective_scan", "ssd_scan"}
