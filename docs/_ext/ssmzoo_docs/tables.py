@@ -127,20 +127,46 @@ def backends_rst(registry: Registry) -> str:
 
 # ---- tasks and models ---------------------------------------------------------------------------
 
+def _task_facts(factory: Any) -> list[tuple[str, str]]:
+    """What a task class says about itself: the model kind it trains and its main metric."""
+    facts = []
+    kind = getattr(factory, "kind", None)
+    if isinstance(kind, str):
+        facts.append(("model kind", f":ref:`{kind} <{model_target(kind)}>`"))
+    metric = getattr(factory, "metric", None)
+    if isinstance(metric, str):
+        better = getattr(factory, "higher_is_better", None)
+        arrow = {True: " (higher is better)", False: " (lower is better)"}.get(better, "")
+        facts.append(("metric", literal(metric) + arrow))
+    return facts
+
+
 def entries_rst(registry: Registry, entries: dict[str, Entry], kind: str,
                 target: Callable[[str], str], heading: str = "-") -> str:
-    """One section per registered task or model kind: summary, plugin, hyperparameter table and
-    the factory's docstring."""
+    """One section per registered task or model kind: summary, plugin, the model kind and metric
+    (tasks), the hyperparameter table and the factory's docstring; tasks get a table first."""
     if not entries:
         return f"No {kind} is registered in this build.\n"
     out: list[str] = []
-    for name in sorted(entries, key=natural_key):
+    names = sorted(entries, key=natural_key)
+    if kind == "task":
+        rows = []
+        for name in names:
+            facts = dict(_task_facts(entries[name].factory))
+            rows.append([f":ref:`{name} <{target(name)}>`", facts.get("model kind", ""),
+                         facts.get("metric", ""), inline(entries[name].doc)])
+        out += list_table(["task", "model", "metric", "what it is"], rows,
+                          widths=[16, 14, 22, 48])
+    for name in names:
         e = entries[name]
         out += [f".. _{target(name)}:", "", f".. index:: single: {name}; {kind}", ""]
         out += title(name, heading)
         if e.doc:
             out += [inline(e.doc), ""]
-        out += [f":plugin: {literal(e.plugin)}", ""]
+        out += [f":plugin: {literal(e.plugin)}"]
+        if kind == "task":
+            out += [f":{key}: {value}" for key, value in _task_facts(e.factory)]
+        out += [""]
         out += hparam_table(e.hparams)
         directive = autodoc_directive(e.factory)
         if directive and inspect.getdoc(e.factory):
