@@ -1,0 +1,90 @@
+"""The benchmark harness and ``ssmzoo bench`` on CPU (tiny cases, so it runs anywhere)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from ssmzoo import bench
+from ssmzoo.bench.measure import Ceilings
+from ssmzoo.cli import main
+
+# fixed ceilings so that no test spends time measuring the machine
+CEIL = Ceilings(1e10, 1e9, 1e11, {"bytes_per_s": "test", "exps_per_s": "test",
+                                  "matmul_flops_per_s": "test"})
+TINY_SSD = bench.BenchCase("tiny-ssd", "ssd_scan", dict(batch=1, length=24, heads=2, headdim=4,
+                                                        groups=1, d_state=3, chunk_size=8),
+                           dtype="fp32", device="cpu")
+TINY_SCAN = bench.BenchCase("tiny-scan", "selective_scan", dict(batch=1, dim=4, length=16,
+                                                                d_state=3),
+                            dtype="fp32", device="cpu", options=dict(B_bias=True, groups=2),
+                            mode="fwdbwd")
+
+
+def test_select_by_glob_and_unknown_names():
+    names = [c.name for c in bench.select(["ssd-b8-*"])]
+    assert names == ["ssd-b8-l4096-n16:fwd", "ssd-b8-l4096-n16:fwdbwd",
+                     "ssd-b8-l4096-n128:fwd", "ssd-b8-l4096-n128:fwdbwd"]
+    assert [c.name for c in bench.select(["ssd-cpu"], mode="fwd")] == ["ssd-cpu:fwd"]
+    assert all(c.op == "selective_scan" and c.device == "cpu"
+               for c in bench.select(op="selective_scan", device="cpu"))
+    with pytest.raises(bench.UnknownCaseError, match="did you mean 'ssd-cpu:fwd'"):
+        bench.select(["ssd-cpu:fwdd"])
+
+
+def test_byte_floor_counts_each_input_and_output_once():
+    s = TINY_SSD.shape
+    b, l, h, p, g, n = (s[k] for k in ("batch", "length", "heads", "headdim", "groups", "d_state"))
+    # x, dt, B, C, out (fp32) + A, D, dt_bias (fp32, per head)
+    want = 4 * (b * l * h * p + b * l * h + 2 * b * l * g * n + b * l * h * p + 3 * h)
+    assert TINY_SSD.bytes_moved() == want
+    assert TINY_SCAN.exps() == 2 * 1 * 4 * 16 * 3  # one exp per update, recomputed backward
+    assert bench.CASES["ssd-b8-l4096-n16:fwd"].targets  # the issue's numbers travel with it
+
+
+def test_time_ms_measures_the_callable():
+    t = bench.time_ms(lambda: time.sleep(0.01), "cpu", warmup=0, repeats=3)
+    assert 9 < t.median_ms < 60 and t.repeats == 3 and t.min_ms <= t.median_ms <= t.max_ms
+
+
+@pytest.mark.parametrize("case", [TINY_SSD, TINY_SCAN], ids=["ssd", "scan-fwdbwd"])
+def test_run_case_times_every_backend_on_the_same_inputs(case):
+    rep = bench.run_case(case, ["reference", "triton"], repeats=2, warmup=0, ceil=CEIL)
+    by = {r.backend: r for r in rep.results}
+    ref = by["reference"]
+    assert ref.status == "ok" and ref.ms > 0 and rep.baseline == "reference"
+    assert ref.vs_baseline == 1.0 and ref.err == 0.0
+    assert ref.gbps == pytest.approx(rep.bytes_moved / (ref.ms * 1e-3) / 1e9)
+    assert ref.x_bytes == pytest.approx(ref.ms / rep.floors_ms["bytes"])
+    if by["triton"].status != "ok":  # no GPU and no interpreter: it says why
+        assert by["triton"].reason
+    table = bench.text([rep], {"device": "cpu"}, CEIL)
+    assert case.name in table and "reference (base)" in table
+    data = json.loads(bench.dumps([rep], {"device": "cpu"}, CEIL))
+    assert data["cases"][0]["results"][0]["backend"] == "reference"
+
+
+def test_cli_lists_and_rejects(capsys):
+    assert main(["bench", "--list", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "ssd-cpu:fwd" in out and "scan-cpu:fwdbwd" in out
+    assert main(["bench", "--case", "sdd-cpu:fwd"]) == 1
+    assert "did you mean 'ssd-cpu:fwd'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["bench", "--case", "ssd-b8-l4096-n16:fwd"]) == 1
+        assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_cli_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "ceilings", lambda device: CEIL)
+    monkeypatch.setitem(bench.CASES, TINY_SSD.name, TINY_SSD)
+    path = tmp_path / "r.json"
+    assert main(["bench", "ssd", "--case", "tiny-ssd", "-b", "reference", "--repeats", "1",
+                 "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert data["cases"][0]["name"] == "tiny-ssd"
+    assert data["cases"][0]["results"][0]["status"] == "ok"
+    assert "tiny-ssd" in capsys.readouterr().out
