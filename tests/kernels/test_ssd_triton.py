@@ -103,6 +103,18 @@ def test_fp32_against_reference(case):
 
 
 @pytest.mark.interpret
+@pytest.mark.parametrize("target", [1, 10**6], ids=["one-program-per-group", "heads-split"])
+def test_backward_head_split(monkeypatch, target):
+    """The backward runs a group's heads in one program, or split over several (partial dB/dC)."""
+    from ssmzoo_kernels.ssd import _common
+
+    monkeypatch.setattr(_common, "TARGET_PROGRAMS", target)
+    torch.manual_seed(5)
+    _check(_inputs(1, 20, 4, 16, 1, 16, torch.float32, D="channel"), chunk_size=16,
+           dtype=torch.float32)
+
+
+@pytest.mark.interpret
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_inputs(dtype):
     torch.manual_seed(1)

@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 from einops import rearrange
 
-from ssmzoo_kernels.ssd._common import block, dot_precision, interpreting, tile
+from ssmzoo_kernels.ssd._common import block, config, dot_precision, head_split, interpreting
 from ssmzoo_kernels.ssd._fwd import _mm
 
 
@@ -65,7 +65,7 @@ def _state_passing_bwd_kernel(
 def _bwd_dx_db_kernel(
     x_ptr, dy_ptr, b_ptr, c_ptr, dt_ptr, cum_ptr, dstates_ptr, D_ptr,
     dx_ptr, db_ptr, ddt_ptr, ddab_ptr, dD_ptr,
-    L, H, Q, nchunks, P, N, heads_per_group, n_blocks_s,
+    L, H, Q, nchunks, P, N, heads_per_group, heads_per_prog, split, n_blocks_s,
     s_x_b, s_x_l, s_x_h, s_x_p,
     s_y_b, s_y_l, s_y_h, s_y_p,
     s_b_b, s_b_l, s_b_g, s_b_n,
@@ -76,9 +76,13 @@ def _bwd_dx_db_kernel(
     HAS_D: tl.constexpr, D_PER_CHANNEL: tl.constexpr, DOT_PREC: tl.constexpr,
     BLOCK_S: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
+    """One block of s positions of one chunk, for heads_per_prog heads of group g (program axis 2
+    is group * split + part); dB of those heads is summed into db[..., axis 2 index, :]."""
     pid_s = tl.program_id(0)
     pid_bc = tl.program_id(1)
-    g = tl.program_id(2)
+    pid_gs = tl.program_id(2)
+    g = pid_gs // split
+    h0 = g * heads_per_group + (pid_gs % split) * heads_per_prog
     b = pid_bc // nchunks
     c = pid_bc % nchunks
     offs_s = pid_s * BLOCK_S + tl.arange(0, BLOCK_S)
@@ -94,8 +98,8 @@ def _bwd_dx_db_kernel(
                  mask=ms[:, None] & mn[None, :], other=0.0)  # (S, N)
     db_acc = tl.zeros((BLOCK_S, BLOCK_N), dtype=tl.float32)
     msp = ms[:, None] & mp[None, :]
-    for hh in range(heads_per_group):
-        h = g * heads_per_group + hh
+    for hh in range(heads_per_prog):
+        h = h0 + hh
         row = ((b * H + h) * nchunks + c) * Q
         cum_s = tl.load(cum_ptr + row + offs_s, mask=ms, other=0.0)
         dt_s = tl.load(dt_ptr + row + offs_s, mask=ms, other=0.0)
@@ -145,14 +149,14 @@ def _bwd_dx_db_kernel(
         tl.store(ddab_ptr + row + offs_s, tl.sum(bs.to(tl.float32) * db_h, axis=1),
                  mask=offs_s < Q)
         db_acc += db_h
-    tl.store(db_ptr + b * s_db_b + g * s_db_g + pos_s[:, None] * s_db_l
+    tl.store(db_ptr + b * s_db_b + pid_gs * s_db_g + pos_s[:, None] * s_db_l
              + offs_n[None, :] * s_db_n, db_acc, mask=ms[:, None] & mn[None, :])
 
 
 @triton.jit
 def _bwd_dc_kernel(
     x_ptr, dy_ptr, b_ptr, c_ptr, dt_ptr, cum_ptr, states_ptr, dc_ptr, ddac_ptr,
-    L, H, Q, nchunks, P, N, heads_per_group,
+    L, H, Q, nchunks, P, N, heads_per_group, heads_per_prog, split,
     s_x_b, s_x_l, s_x_h, s_x_p,
     s_y_b, s_y_l, s_y_h, s_y_p,
     s_b_b, s_b_l, s_b_g, s_b_n,
@@ -164,7 +168,9 @@ def _bwd_dc_kernel(
 ):
     pid_t = tl.program_id(0)
     pid_bc = tl.program_id(1)
-    g = tl.program_id(2)
+    pid_gs = tl.program_id(2)
+    g = pid_gs // split
+    h0 = g * heads_per_group + (pid_gs % split) * heads_per_prog
     b = pid_bc // nchunks
     c = pid_bc % nchunks
     offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
@@ -179,8 +185,8 @@ def _bwd_dc_kernel(
                  mask=mt[:, None] & mn[None, :], other=0.0).to(tl.float32)  # (T, N)
     dc_acc = tl.zeros((BLOCK_T, BLOCK_N), dtype=tl.float32)
     hi = tl.minimum((pid_t + 1) * BLOCK_T, Q)
-    for hh in range(heads_per_group):
-        h = g * heads_per_group + hh
+    for hh in range(heads_per_prog):
+        h = h0 + hh
         row = ((b * H + h) * nchunks + c) * Q
         cum_t = tl.load(cum_ptr + row + offs_t, mask=mt, other=0.0)
         dyt = tl.load(dy_ptr + b * s_y_b + h * s_y_h + pos_t[:, None] * s_y_l
@@ -207,7 +213,7 @@ def _bwd_dc_kernel(
             dc_h += _mm((dm * decay).to(bs.dtype), bs, DOT_PREC)
         tl.store(ddac_ptr + row + offs_t, tl.sum(ct * dc_h, axis=1), mask=offs_t < Q)
         dc_acc += dc_h
-    tl.store(dc_ptr + b * s_dc_b + g * s_dc_g + pos_t[:, None] * s_dc_l
+    tl.store(dc_ptr + b * s_dc_b + pid_gs * s_dc_g + pos_t[:, None] * s_dc_l
              + offs_n[None, :] * s_dc_n, dc_acc, mask=mt[:, None] & mn[None, :])
 
 
@@ -237,26 +243,29 @@ def dx_db(x, dy, B, C, dt, cum, dstates, D):
     bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     nc, Q = cum.shape[2], cum.shape[3]
-    bs_, bp, bn = tile(Q), block(P), block(N)
-    if not interpreting() and bn > 64:
-        bs_ = min(bs_, 32)  # the (S, N) tiles of B and dB live in registers
+    cfg = config("bwd_dx", Q, N)
+    bs_, bp, bn = cfg["BLOCK"], block(P), block(N)
     ns = triton.cdiv(Q, bs_)
+    hpg = H // G
+    split = head_split(hpg, ns * bsz * nc * G)
     dx = torch.empty(bsz, L, H, P, device=x.device, dtype=x.dtype)
-    dB = torch.empty(bsz, L, G, N, device=x.device, dtype=torch.float32)
+    dB = torch.empty(bsz, L, G * split, N, device=x.device, dtype=torch.float32)
     ddt = torch.empty_like(cum)
     ddab = torch.empty_like(cum)
     dD_part = (torch.empty(bsz * nc, ns, H, bp, device=x.device, dtype=torch.float32)
                if D is not None else None)
-    _bwd_dx_db_kernel[(ns, bsz * nc, G)](
+    _bwd_dx_db_kernel[(ns, bsz * nc, G * split)](
         x, dy, B, C, dt, cum, dstates, D if D is not None else x,
         dx, dB, ddt, ddab, dD_part if dD_part is not None else ddt,
-        L, H, Q, nc, P, N, H // G, ns,
+        L, H, Q, nc, P, N, hpg, hpg // split, split, ns,
         *x.stride(), *dy.stride(), *B.stride(), *C.stride(), *dstates.stride(),
         *dx.stride(), *dB.stride(),
         HAS_D=D is not None, D_PER_CHANNEL=D is not None and D.dim() == 2,
         DOT_PREC=dot_precision(x.dtype), BLOCK_S=bs_, BLOCK_P=bp, BLOCK_N=bn,
-        num_warps=4,
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
+    if split > 1:
+        dB = rearrange(dB, "b l (g s) n -> b l g s n", s=split).sum(3)  # (b, l, groups, n)
     dD = None
     if dD_part is not None:
         dD = dD_part.sum((0, 1))[:, :P]  # (heads, headdim)
@@ -271,18 +280,22 @@ def dc(x, dy, B, C, dt, cum, states):
     bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     nc, Q = cum.shape[2], cum.shape[3]
-    bt, bp, bn = tile(Q), block(P), block(N)
-    if not interpreting() and bn > 64:
-        bt = min(bt, 32)
-    dC = torch.empty(bsz, L, G, N, device=x.device, dtype=torch.float32)
+    cfg = config("bwd_dc", Q, N)
+    bt, bp, bn = cfg["BLOCK"], block(P), block(N)
+    nt = triton.cdiv(Q, bt)
+    hpg = H // G
+    split = head_split(hpg, nt * bsz * nc * G)
+    dC = torch.empty(bsz, L, G * split, N, device=x.device, dtype=torch.float32)
     ddac = torch.empty_like(cum)
-    _bwd_dc_kernel[(triton.cdiv(Q, bt), bsz * nc, G)](
+    _bwd_dc_kernel[(nt, bsz * nc, G * split)](
         x, dy, B, C, dt, cum, states, dC, ddac,
-        L, H, Q, nc, P, N, H // G,
+        L, H, Q, nc, P, N, hpg, hpg // split, split,
         *x.stride(), *dy.stride(), *B.stride(), *C.stride(), *states.stride(), *dC.stride(),
         DOT_PREC=dot_precision(x.dtype), BLOCK_T=bt, BLOCK_P=bp, BLOCK_N=bn,
-        num_warps=4,
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
+    if split > 1:
+        dC = rearrange(dC, "b l (g s) n -> b l g s n", s=split).sum(3)  # (b, l, groups, n)
     return dC, ddac
 
 

@@ -41,7 +41,29 @@ def dot_precision(dtype: torch.dtype) -> str:
     return "tf32"
 
 
-def tile(q: int, interpret: bool | None = None) -> int:
-    """Rows of the chunk handled by one program (and the inner block of the s-loops)."""
-    interpret = interpreting() if interpret is None else interpret
-    return block(q, hi=16 if interpret else 64)
+# Launch settings per kernel ("state", "scan_fwd", "bwd_dx", "bwd_dc"), merged over the defaults
+# of :func:`config`; for experiments (benchmarks/gpu_ssd.py sweeps them), e.g.
+# ``TUNING["scan_fwd"] = {"BLOCK": 128, "num_warps": 8}``.
+TUNING: dict[str, dict[str, int]] = {}
+# the backward kernels loop over the heads of a group; below this many programs they split the
+# heads over several programs (partial dB/dC summed afterwards)
+TARGET_PROGRAMS = 2048
+
+
+def config(kernel: str, q: int, n: int) -> dict[str, int]:
+    """BLOCK (rows of the chunk per program and per inner step), num_warps, num_stages."""
+    if interpreting():
+        cfg = {"BLOCK": 16, "num_warps": 4, "num_stages": 1}
+    else:
+        rows = 32 if kernel.startswith("bwd") and n > 64 else 64  # (rows, d_state) tiles in registers
+        cfg = {"BLOCK": rows, "num_warps": 4, "num_stages": 2}
+    cfg.update(TUNING.get(kernel, {}))
+    cfg["BLOCK"] = min(cfg["BLOCK"], block(q))
+    return cfg
+
+
+def head_split(heads_per_group: int, programs: int) -> int:
+    """How many programs share a group's heads: the largest divisor of heads_per_group not above
+    what brings the launch to TARGET_PROGRAMS."""
+    want = max(1, -(-TARGET_PROGRAMS // max(programs, 1)))
+    return max(d for d in range(1, heads_per_group + 1) if heads_per_group % d == 0 and d <= want)

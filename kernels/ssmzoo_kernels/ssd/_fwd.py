@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ssmzoo_kernels.ssd._common import block, dot_precision, interpreting, tile
+from ssmzoo_kernels.ssd._common import block, config, dot_precision, interpreting
 
 
 @triton.jit
@@ -262,13 +262,14 @@ def chunk_state(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum: torch.T
     nc, Q = cum.shape[2], cum.shape[3]
     out = torch.empty(bsz, nc, H, P, N, device=x.device, dtype=torch.float32)
     bp, bn = block(P, hi=64), block(N, hi=64)
+    cfg = config("state", Q, N)
     grid = (triton.cdiv(P, bp) * triton.cdiv(N, bn), bsz * nc, H)
     _chunk_state_kernel[grid](
         x, B, dt, cum, out, L, H, Q, nc, P, N, H // G,
         *x.stride(), *B.stride(), *out.stride(),
         MODE=mode, DOT_PREC=dot_precision(x.dtype),
-        BLOCK_P=bp, BLOCK_N=bn, BLOCK_S=tile(Q),
-        num_warps=4,
+        BLOCK_P=bp, BLOCK_N=bn, BLOCK_S=cfg["BLOCK"],
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
     return out
 
@@ -300,7 +301,8 @@ def chunk_scan(x: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tens
     nc, Q = cum.shape[2], cum.shape[3]
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
     ypre = torch.empty_like(out) if z is not None else None
-    bt, bp = tile(Q), block(P, hi=64)
+    cfg = config("scan_fwd", Q, N)
+    bt, bp = cfg["BLOCK"], block(P, hi=64)
     grid = (triton.cdiv(Q, bt) * triton.cdiv(P, bp), bsz * nc, H)
     zz = z if z is not None else x
     _chunk_scan_fwd_kernel[grid](
@@ -311,6 +313,6 @@ def chunk_scan(x: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tens
         HAS_D=D is not None, D_PER_CHANNEL=D is not None and D.dim() == 2, HAS_Z=z is not None,
         DOT_PREC=dot_precision(x.dtype),
         BLOCK_T=bt, BLOCK_P=bp, BLOCK_N=block(N),
-        num_warps=4,
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
     return out, ypre
