@@ -1,0 +1,167 @@
+"""GPU check and timing of the Triton chunked SSD beside mamba_ssm's Triton SSD, and of the cuda
+backend (mamba_ssm's selective_scan_cuda, B2S6 biases by linearity).
+
+    python benchmarks/gpu_ssd.py check                 # GPU test grids vs the float64 reference
+    python benchmarks/gpu_ssd.py sweep                 # launch settings of the SSD kernels
+    python benchmarks/gpu_ssd.py bench                 # the side-by-side table (docs/benchmarks.md)
+    python benchmarks/gpu_ssd.py all --out DIR         # all three; JSON, markdown and logs in DIR
+
+``check`` runs tests/kernels/test_ssd_triton.py and test_cuda_backend.py (their ``gpu`` grids
+compare outputs, final states and every gradient with ``backend="reference"`` in float64).
+``sweep`` times the Triton SSD alone under a few launch settings (ssmzoo_kernels.ssd._common.TUNING)
+and keeps the fastest; ``bench`` then runs ``ssmzoo.bench`` on every SSD case with the triton and
+mamba_ssd backends side by side on the same inputs, and the selective-scan cases on the cuda
+backend. Works where the package is not installed: it puts the repository on sys.path and writes
+entry-point metadata for the built-in plugins into a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def use_checkout() -> None:
+    """Import ssmzoo and its plugins from this checkout, with their entry points registered."""
+    from importlib.metadata import entry_points
+
+    for p in (ROOT / "kernels", ROOT / "plugins", ROOT):
+        sys.path.insert(0, str(p))
+    if entry_points(group="ssmzoo"):  # installed (editable): its metadata already names them
+        return
+    meta = Path(tempfile.mkdtemp(prefix="ssmzoo_ep_")) / "ssmzoo-0.1.0.dist-info"
+    meta.mkdir()
+    eps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    lines = ["[ssmzoo]"] + [f"{k} = {v}" for k, v in eps["ssmzoo"].items()]
+    (meta / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: ssmzoo\nVersion: 0.1.0\n")
+    sys.path.insert(0, str(meta.parent))
+
+
+FWD_VARIANTS = {  # TUNING for the forward kernels
+    "v1 default (64 rows, 4 warps, 2 stages)": {},
+    "scan 128 rows, 8 warps": {"scan_fwd": {"BLOCK": 128, "num_warps": 8}},
+    "scan 64 rows, 3 stages": {"scan_fwd": {"num_stages": 3}, "state": {"num_stages": 3}},
+    "scan/state 128 rows, 8 warps": {"scan_fwd": {"BLOCK": 128, "num_warps": 8},
+                                     "state": {"BLOCK": 128, "num_warps": 8}},
+}
+BWD_VARIANTS = {  # TUNING for the backward kernels
+    "v1 default (64 rows, 32 at N>64, 4 warps)": {},
+    "8 warps": {"bwd_dx": {"num_warps": 8}, "bwd_dc": {"num_warps": 8}},
+    "64 rows, 8 warps": {"bwd_dx": {"BLOCK": 64, "num_warps": 8},
+                         "bwd_dc": {"BLOCK": 64, "num_warps": 8}},
+    "1 stage": {"bwd_dx": {"num_stages": 1}, "bwd_dc": {"num_stages": 1}},
+}
+
+
+def check(out: Path) -> int:
+    import pytest
+
+    args = ["-q", "-rs", "-p", "no:cacheprovider", f"--junitxml={out / 'tests.xml'}",
+            str(ROOT / "tests/kernels/test_ssd_triton.py"),
+            str(ROOT / "tests/kernels/test_cuda_backend.py")]
+    return int(pytest.main(args))
+
+
+def _time_variants(variants, cases, repeats):
+    from ssmzoo import bench
+    from ssmzoo_kernels.ssd import _common
+
+    table = {}
+    for label, tuning in variants.items():
+        _common.TUNING.clear()
+        _common.TUNING.update(tuning)
+        row = {}
+        for case in cases:
+            rep = bench.run_case(case, ["triton"], repeats=repeats, warmup=2, check=False)
+            r = rep.results[0]
+            row[case.name] = r.ms if r.status == "ok" else None
+            if r.status != "ok":
+                print(f"  {label} {case.name}: {r.status} {r.reason}", flush=True)
+        table[label] = row
+        print(f"  {label:<44} " + "  ".join(f"{v:.3f}" if v else "-" for v in row.values()),
+              flush=True)
+    _common.TUNING.clear()
+    return table
+
+
+def sweep(out: Path, repeats: int = 10) -> dict:
+    from ssmzoo import bench
+
+    fwd = bench.select(["ssd-b*"], mode="fwd")
+    bwd = bench.select(["ssd-b*"], mode="fwdbwd")
+    print("forward variants (ms): " + "  ".join(c.name for c in fwd), flush=True)
+    tf = _time_variants(FWD_VARIANTS, fwd, repeats)
+    best_f = min(tf, key=lambda k: sum(v or 1e9 for v in tf[k].values()))
+    print(f"forward: keeping {best_f!r}", flush=True)
+    print("backward variants, forward+backward ms: " + "  ".join(c.name for c in bwd), flush=True)
+    from ssmzoo_kernels.ssd import _common
+
+    fixed = FWD_VARIANTS[best_f]
+    tb = _time_variants({k: {**fixed, **v} for k, v in BWD_VARIANTS.items()}, bwd, repeats)
+    best_b = min(tb, key=lambda k: sum(v or 1e9 for v in tb[k].values()))
+    print(f"backward: keeping {best_b!r}", flush=True)
+    best = {**fixed, **BWD_VARIANTS[best_b]}
+    result = {"forward": tf, "backward": tb, "best_forward": best_f, "best_backward": best_b,
+              "tuning": best}
+    (out / "sweep.json").write_text(json.dumps(result, indent=2))
+    _common.TUNING.update(best)
+    return result
+
+
+def run_bench(out: Path, repeats: int = 20) -> None:
+    import torch
+
+    from ssmzoo import bench
+
+    env = bench.environment("cuda")
+    ceil = bench.ceilings("cuda")
+    reports = []
+    for case in bench.select(["ssd-b*"]):
+        print(f"bench {case.name}", flush=True)
+        reports.append(bench.run_case(case, ["triton", "mamba_ssd"], repeats=repeats, ceil=ceil))
+        torch.cuda.empty_cache()
+    for case in bench.select(["scan-b*"]):
+        print(f"bench {case.name}", flush=True)
+        reports.append(bench.run_case(case, ["cuda"], repeats=repeats, ceil=ceil))
+        torch.cuda.empty_cache()
+    from ssmzoo_kernels.ssd import _common
+
+    env["ssd tuning"] = json.dumps(_common.TUNING) if _common.TUNING else "defaults"
+    (out / "bench.json").write_text(bench.dumps(reports, env, ceil))
+    md = bench.text(reports, env, ceil, markdown=True)
+    (out / "bench.md").write_text(md + "\n")
+    print(bench.text(reports, env, ceil))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["check", "sweep", "bench", "all"])
+    ap.add_argument("--out", type=Path, default=Path("."), help="folder for JSON, markdown, logs")
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    use_checkout()
+    t0 = time.time()
+    rc = 0
+    if args.what in ("check", "all"):
+        rc = check(args.out)
+        print(f"check: pytest exit {rc} after {time.time() - t0:.0f} s", flush=True)
+    if args.what in ("sweep", "all"):
+        sweep(args.out, repeats=max(5, args.repeats // 2))
+        print(f"sweep done after {time.time() - t0:.0f} s", flush=True)
+    if args.what in ("bench", "all"):
+        run_bench(args.out, repeats=args.repeats)
+        print(f"bench done after {time.time() - t0:.0f} s", flush=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
