@@ -22,8 +22,9 @@ import json
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,8 +72,9 @@ def check(out: Path) -> int:
 
 
 def _time_variants(variants, cases, repeats):
-    from ssmzoo import bench
     from ssmzoo_kernels.ssd import _common
+
+    from ssmzoo import bench
 
     table = {}
     for label, tuning in variants.items():
