@@ -118,7 +118,7 @@ def sweep(out: Path, repeats: int = 10) -> dict:
     return result
 
 
-def run_bench(out: Path, repeats: int = 20) -> None:
+def run_bench(out: Path, repeats: int = 20, ssd_only: bool = False) -> None:
     import torch
 
     from ssmzoo import bench
@@ -130,7 +130,7 @@ def run_bench(out: Path, repeats: int = 20) -> None:
         print(f"bench {case.name}", flush=True)
         reports.append(bench.run_case(case, ["triton", "mamba_ssd"], repeats=repeats, ceil=ceil))
         torch.cuda.empty_cache()
-    for case in bench.select(["scan-b*"]):
+    for case in [] if ssd_only else bench.select(["scan-b*"]):
         print(f"bench {case.name}", flush=True)
         reports.append(bench.run_case(case, ["cuda"], repeats=repeats, ceil=ceil))
         torch.cuda.empty_cache()
@@ -148,6 +148,8 @@ def main() -> int:
     ap.add_argument("what", choices=["check", "sweep", "bench", "all"])
     ap.add_argument("--out", type=Path, default=Path("."), help="folder for JSON, markdown, logs")
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--budget-s", type=float, default=1e9,
+                    help="all: skip the sweep (and the re-bench after it) past this many seconds")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     use_checkout()
@@ -156,12 +158,19 @@ def main() -> int:
     if args.what in ("check", "all"):
         rc = check(args.out)
         print(f"check: pytest exit {rc} after {time.time() - t0:.0f} s", flush=True)
-    if args.what in ("sweep", "all"):
+    if args.what == "sweep":
         sweep(args.out, repeats=max(5, args.repeats // 2))
-        print(f"sweep done after {time.time() - t0:.0f} s", flush=True)
     if args.what in ("bench", "all"):
         run_bench(args.out, repeats=args.repeats)
         print(f"bench done after {time.time() - t0:.0f} s", flush=True)
+    if args.what == "all" and time.time() - t0 < args.budget_s:
+        res = sweep(args.out, repeats=max(5, args.repeats // 2))
+        print(f"sweep done after {time.time() - t0:.0f} s", flush=True)
+        if res["tuning"] and time.time() - t0 < args.budget_s:
+            tuned = args.out / "tuned"
+            tuned.mkdir(exist_ok=True)
+            run_bench(tuned, repeats=args.repeats, ssd_only=True)
+            print(f"tuned bench done after {time.time() - t0:.0f} s", flush=True)
     return rc
 
 

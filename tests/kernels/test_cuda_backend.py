@@ -124,7 +124,7 @@ def test_unavailable_backends_say_how_to_install():
 
 GPU_GRID = list(itertools.product(
     [False, True], [("variable", "variable"), ("grouped", "grouped"), ("fixed", "variable")],
-    [(False, False), (True, False), (True, True)], [torch.float32, torch.bfloat16]))
+    [(False, False), (True, True)], [torch.float32, torch.bfloat16]))
 # fp32: the extension is built with --use_fast_math (exp2f, fast division); bf16 inputs round
 # each term's output to bf16 before the terms are summed.
 GPU_TOL = {torch.float32: 1e-4, torch.bfloat16: 3e-2}
@@ -134,7 +134,7 @@ GPU_TOL = {torch.float32: 1e-4, torch.bfloat16: 3e-2}
 @pytest.mark.skipif(not HAS_EXT, reason="mamba_ssm's selective_scan_cuda is not importable")
 @pytest.mark.parametrize("cplx, layout, biases, dtype", GPU_GRID)
 def test_cuda_backend_against_reference(cplx, layout, biases, dtype):
-    case = ScanCase(batch=2, dim=64, length=777, d_state=16, complex=cplx, B_layout=layout[0],
+    case = ScanCase(batch=2, dim=64, length=301, d_state=16, complex=cplx, B_layout=layout[0],
                     C_layout=layout[1], groups=4, B_bias=biases[0], C_bias=biases[1], dtype=dtype)
     kw = {k: (v.cuda().detach().requires_grad_() if isinstance(v, torch.Tensor) else v)
           for k, v in selective_scan_inputs(case, seed=7).items()}
