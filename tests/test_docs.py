@@ -128,12 +128,68 @@ def test_every_public_name_is_in_the_api_reference() -> None:
         assert f"ssmzoo.{name}" in api, f"ssmzoo.{name} is missing from docs/api.rst"
 
 
+def _examples_in_code() -> list[tuple[str, str]]:
+    """(module, qualified name, "" for the module itself) of every docstring with a ``>>>``
+    example in the package, the built-in plugins and the kernels."""
+    import ast
+
+    found = []
+    for top in ("ssmzoo", "plugins", "kernels"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            rel = path.relative_to(ROOT / top if top != "ssmzoo" else ROOT).with_suffix("")
+            module = ".".join(p for p in rel.parts if p != "__init__")
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            if ">>>" in (ast.get_docstring(tree) or ""):
+                found.append((module, ""))
+            stack = [(node, "") for node in tree.body]
+            while stack:
+                node, prefix = stack.pop()
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    if ">>>" in (ast.get_docstring(node) or ""):
+                        found.append((module, prefix + node.name))
+                    if isinstance(node, ast.ClassDef):
+                        stack += [(child, f"{prefix}{node.name}.") for child in node.body]
+    return found
+
+
+def test_every_docstring_example_is_on_a_page() -> None:
+    """Docstring examples run under ``sphinx -b doctest`` only if a page shows them: each module,
+    class or function whose docstring has an example must be autodoc'ed somewhere."""
+    reg = ssmzoo.get_registry()
+    text = "\n".join(p.read_text(encoding="utf-8") for p in DOCS.glob("*.rst"))
+    text += "\n".join(render.unit_page(reg, name) for name in reg.units)
+    text += tables.entries_rst(reg, reg.tasks, "task", tables.task_target)
+    text += tables.entries_rst(reg, reg.models, "model", tables.model_target)
+    missing = []
+    for module, qualname in _examples_in_code():
+        if not qualname:
+            ok = f".. automodule:: {module}\n" in text
+        else:
+            top = qualname.split(".")[0]
+            ok = f"{module}.{top}" in text or f".. automodule:: {module}\n   :members:" in text
+        if not ok:
+            missing.append(f"{module}:{qualname or '<module docstring>'}")
+    assert missing == [], "docstring examples that no page shows (so no doctest runs them): " \
+        + ", ".join(missing)
+
+
 def test_plain_text_math_in_docstrings_is_escaped() -> None:
     lines = ["Target |u_1| and ``|x|`` and :math:`|A|^s`.", "", "Example::", "",
              "    y = |x|", "", ">>> abs(-1) | 0", "1", "", "| a line block"]
     out = docstrings.escape_bars(lines)
     assert out[0] == "Target \\|u_1\\| and ``|x|`` and :math:`|A|^s`."
     assert out[1:] == lines[1:]
+
+
+def test_docstring_examples_see_their_module() -> None:
+    lines = [">>> parse('a')", "Spec('a')"]
+    docstrings.process_docstring(None, "module", "ssmzoo.spec", None, None, lines)
+    setup = [line.strip()[4:] for line in lines if line.strip().startswith(">>> globals()")]
+    assert len(setup) == 1 and lines[-2:] == [">>> parse('a')", "Spec('a')"]
+    ns: dict[str, object] = {}
+    exec(setup[0], ns)
+    exec("spec = parse('b2s6(h=2)')", ns)
+    assert str(ns["spec"]) == "b2s6(h=2)"
 
 
 def test_backend_tables_answer_for_each_backend() -> None:

@@ -4,6 +4,9 @@ The code's docstrings use plain-text math (``|u_1|``, ``|A|^s``), where reST wou
 as a substitution and fail the ``-W`` build. :func:`escape_bars` escapes each ``|`` outside inline
 literals and roles, and leaves alone what reST must see unchanged: literal blocks (after ``::``),
 directive bodies (``.. math::``), doctest examples and tables.
+
+:func:`module_namespace_setup` lets a docstring's examples use the names of their own module, as
+they do under ``doctest.testmod``, when ``sphinx -b doctest`` runs them.
 """
 
 from __future__ import annotations
@@ -54,7 +57,20 @@ def escape_bars(lines: list[str]) -> list[str]:
     return out
 
 
+def module_namespace_setup(module: str) -> list[str]:
+    """A hidden doctest that brings ``module``'s globals into the doctest namespace, so that a
+    docstring's examples run under ``sphinx -b doctest`` as they do under ``doctest.testmod``
+    (with the names of their own module in scope)."""
+    return [".. doctest::", "   :hide:", "",
+            "   >>> globals().update({k: v for k, v in vars(__import__('importlib')"
+            f".import_module({module!r})).items() if not k.startswith('__')}})", ""]
+
+
 def process_docstring(app: object, what: str, name: str, obj: object, options: object,
                       lines: list[str]) -> None:
-    """``autodoc-process-docstring`` handler: escape in place."""
+    """``autodoc-process-docstring`` handler: escape bars, and run examples in their module."""
     lines[:] = escape_bars(lines)
+    if any(line.lstrip().startswith(">>>") for line in lines):
+        module = name if what == "module" else getattr(obj, "__module__", None)
+        if isinstance(module, str) and module:
+            lines[:0] = module_namespace_setup(module)
