@@ -57,8 +57,6 @@ def _chunk(h0: Tensor, dt: Tensor, u: Tensor, A: Tensor, Bv: Tensor | None, Bf: 
     layout (batch, q, J, dim, n), so that step i of every sub-block is one contiguous slice and
     the contraction with C is a batched matrix-vector product.
     """
-    b, T, d = dt.shape
-    J = T // q
     dtr = rearrange(dt, "b (j i) d -> b i j d", i=q).contiguous()  # (b, q, J, d)
     ur = rearrange(u, "b (j i) d -> b i j d", i=q)  # (b, q, J, d)
     dA = dtr[..., None] * A  # (b, q, J, d, n)

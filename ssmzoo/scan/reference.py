@@ -41,9 +41,9 @@ class ReferenceBackend(ScanBackend):
         )
 
     def ssd_scan(self, call: SSDCall) -> Tensor | tuple[Tensor, Tensor]:
-        from ssmzoo.scan.naive import ssd_naive
+        from ssmzoo.scan.ssd import ssd_chunked
 
-        return ssd_naive(
+        return ssd_chunked(
             call.x, call.dt, call.A, call.B, call.C, call.chunk_size, call.D, call.z,
             call.dt_bias, call.initial_states, call.dt_softplus, call.dt_limit,
             call.return_final_states,
