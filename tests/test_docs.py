@@ -173,6 +173,36 @@ def test_every_docstring_example_is_on_a_page() -> None:
         + ", ".join(missing)
 
 
+def _toml_blocks(text: str) -> list[str]:
+    """The bodies of the ``.. code-block:: toml`` blocks of a reST page, dedented."""
+    import textwrap
+
+    blocks, lines = [], text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == ".. code-block:: toml":
+            body = []
+            for follow in lines[i + 1:]:
+                if follow.strip() and not follow.startswith("   "):
+                    break
+                body.append(follow)
+            blocks.append(textwrap.dedent("\n".join(body)).strip() + "\n")
+    return blocks
+
+
+def test_grid_files_shown_in_the_docs_are_valid() -> None:
+    """Every grid file on a hand-written page parses and validates against the registry."""
+    from ssmzoo.grid import parse_grid
+
+    shown = 0
+    for page in sorted(DOCS.glob("*.rst")):
+        for block in _toml_blocks(page.read_text(encoding="utf-8")):
+            if "variants" in block:
+                cfg = parse_grid(block, path=f"{page.name} (code block)")
+                assert cfg.cells, f"{page.name}: a grid with no cells"
+                shown += 1
+    assert shown >= 2  # the quickstart's and the grids page's
+
+
 def test_plain_text_math_in_docstrings_is_escaped() -> None:
     lines = ["Target |u_1| and ``|x|`` and :math:`|A|^s`.", "", "Example::", "",
              "    y = |x|", "", ">>> abs(-1) | 0", "1", "", "| a line block"]

@@ -52,5 +52,5 @@ def builtin_grids_rst(registry: Any) -> str:
         out += [f"   {line}".rstrip() for line in grids[name].read_text(encoding="utf-8")
                 .splitlines()]
         out.append("")
-    head = list_table(["grid", "what it tests", "cells"], summary, widths=[20, 70, 10])
+    head = list_table(["grid", "description", "cells"], summary, widths=[20, 70, 10])
     return "\n".join([*head, *out]).rstrip() + "\n"
