@@ -50,8 +50,12 @@ def _download() -> Path:
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
         archives = list(Path(tmp).glob("mamba_ssm-*.tar.gz"))
         if not archives:
-            raise MambaSourceUnavailable(
-                f"could not download mamba-ssm=={VERSION} ({res.stderr.strip()[-300:]})")
+            if not _index_reachable():
+                raise MambaSourceUnavailable(
+                    f"the package index is unreachable, so mamba-ssm=={VERSION}'s source archive "
+                    "could not be downloaded")
+            raise RuntimeError(f"pip download of mamba-ssm=={VERSION} failed although the index "
+                               f"is reachable: {res.stderr.strip()[-500:]}")
         with tarfile.open(archives[0]) as tar:
             members = [m for m in tar.getmembers() if "/mamba_ssm/ops/" in m.name and
                        m.name.endswith(".py")]
@@ -60,6 +64,16 @@ def _download() -> Path:
         if not dest.exists():
             root.rename(dest)
     return dest
+
+
+def _index_reachable(host: str = "pypi.org", port: int = 443, timeout: float = 5.0) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _extract(path: Path, names: list[str]) -> dict[str, Callable[..., Any]]:
