@@ -56,6 +56,7 @@ napoleon_use_rtype = False
 
 # -- doctest: docstring examples (``>>>``) and ``.. doctest::`` blocks both run ----------------------
 doctest_global_setup = """
+import os
 import torch
 import ssmzoo
 torch.manual_seed(0)

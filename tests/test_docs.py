@@ -263,6 +263,15 @@ def test_example_plugin_is_listed_by_the_cli(lru_site: Path) -> None:
     assert out.returncode == 0, out.stderr
     names = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
     assert names == ["lru", "lru-long"]
+    # the transcript on the plugin page is what the command prints (a trailing "..." cuts a line)
+    page = (DOCS / "plugins.rst").read_text(encoding="utf-8").splitlines()
+    start = page.index("   $ ssmzoo list 'lru*'") + 1
+    shown = [line[3:] for line in page[start:start + 2]]
+    for doc_line, real in zip(shown, out.stdout.splitlines(), strict=True):
+        if doc_line.endswith("..."):
+            assert real.startswith(doc_line[:-3].rstrip()), (doc_line, real)
+        else:
+            assert doc_line == real.rstrip(), (doc_line, real)
     out = _run(lru_site, "-m", "ssmzoo", "describe", "lru-long")
     assert out.returncode == 0, out.stderr
     assert "r_min" in out.stdout and "0.9" in out.stdout
