@@ -46,9 +46,11 @@ class TrainResult:
     wall_time: float = 0.0
     n_params: int = 0
     error: str = ""
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        """Everything but the model, as plain data."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "model"}
 
 
 def seed_everything(seed: int) -> None:
@@ -211,4 +213,5 @@ def fit(model: nn.Module, task: Task, cfg: TrainConfig, *, seed: int = 0,
             result.test = evaluate(model, task, task.split("test", seed), batch_size=eval_bs,
                                    device=device, precision=cfg.precision)
     result.wall_time = time.perf_counter() - start
+    result.model = model
     return result

@@ -1,0 +1,74 @@
+"""Running one grid cell, the same way on this machine and in a Ray worker."""
+
+from __future__ import annotations
+
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ssmzoo.registry import Registry
+
+__all__ = ["run_cell", "versions"]
+
+
+def versions() -> dict[str, str]:
+    """Versions of what produced a result: ssmzoo, its plugins, torch, Python, the device."""
+    import torch
+
+    import ssmzoo
+
+    out = {"ssmzoo": ssmzoo.__version__, "torch": torch.__version__,
+           "python": platform.python_version(), "host": platform.node(),
+           "device": torch.cuda.get_device_name() if torch.cuda.is_available() else
+           (platform.processor() or platform.machine())}
+    try:
+        from ssmzoo.registry import get_registry
+
+        for p in get_registry().plugins:
+            out[f"plugin:{p.name}"] = f"{p.distribution} {p.version} ({p.state})"
+    except Exception:  # versions are informative; never fail a cell for them
+        pass
+    return out
+
+
+def run_cell(cell: dict[str, Any], *, grid: str = "", device: str | None = None,
+             registry: Registry | None = None,
+             progress: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+    """Train one cell (``Cell.to_dict()``); return the row to store. Never raises for a failed run:
+    an exception becomes ``status="failed"`` with its message and traceback tail.
+    """
+    from ssmzoo.train import TrainConfig, run
+
+    start = time.perf_counter()
+    train = dict(cell["train"])
+    if device is not None:
+        train["device"] = device
+    record: dict[str, Any] = {
+        "key": cell["key"], "grid": grid, "variant": cell["label_variant"] or cell["variant"],
+        "task": cell["label_task"] or cell["task"], "seed": cell["seed"], "sweep": cell["sweep"],
+        "config": {"variant": cell["variant"], "task": cell["task"], "model": cell["model_spec"],
+                   "train": train, "seed": cell["seed"], "sweep": cell["sweep"]},
+    }
+    try:
+        from ssmzoo.registry import get_registry
+
+        reg = registry or get_registry()
+        task = reg.build_task(cell["task"])
+        record.update(metric=task.metric, higher_is_better=int(task.higher_is_better))
+        result, resolved = run(cell["variant"], task, model=cell["model"],
+                               train=TrainConfig.from_dict(train), seed=cell["seed"],
+                               progress=progress, registry=reg, strict=False)
+        record["config"].update(model=resolved["model"], train=resolved["train"])
+        record.update(status=result.status, val=result.val, test=result.test,
+                      history=result.history, error=result.error or None, steps=result.steps,
+                      n_params=result.n_params, wall_time=result.wall_time)
+    except Exception as exc:  # recorded, and the grid goes on
+        tail = "".join(traceback.format_exception(exc)[-3:]).strip()
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}\n{tail}",
+                      wall_time=time.perf_counter() - start)
+    record["versions"] = versions()
+    record["finished_at"] = time.time()
+    return record

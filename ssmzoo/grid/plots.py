@@ -1,0 +1,144 @@
+"""PNG plots of a grid: the metric by variant, learning curves, the metric against a swept axis.
+
+matplotlib is imported here only (with the non-interactive Agg backend); without it, asking for
+plots raises OptionalDependencyError with the install command.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from ssmzoo.errors import OptionalDependencyError
+from ssmzoo.grid.report import final_metric, summarize
+
+__all__ = ["plot_all", "plot_by_variant", "plot_curves", "plot_sweep"]
+
+
+def _plt() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise OptionalDependencyError("matplotlib", "grid plots", "plots") from None
+    return plt
+
+
+def _grid(plt: Any, n: int) -> tuple[Any, list[Any]]:
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    flat = [a for row in axes for a in row]
+    for a in flat[n:]:
+        a.set_visible(False)
+    return fig, flat[:n]
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
+
+
+def plot_by_variant(rows: list[dict[str, Any]], path: Path) -> Path:
+    """One panel per task: the main metric per variant (mean ± std over seeds)."""
+    plt = _plt()
+    summary = summarize(rows)
+    tasks = list(dict.fromkeys(g["task"] for g in summary))
+    fig, axes = _grid(plt, len(tasks))
+    for ax, task in zip(axes, tasks):
+        gs = [g for g in summary if g["task"] == task]
+        labels = [g["variant"] + (f"\n{_sweep(g['sweep'])}" if g["sweep"] else "") for g in gs]
+        ax.bar(range(len(gs)), [g["mean"] for g in gs], yerr=[g["std"] for g in gs], capsize=3,
+               color="tab:blue", alpha=0.8)
+        ax.set_xticks(range(len(gs)), labels, rotation=30, ha="right", fontsize=8)
+        ax.set_title(task, fontsize=9)
+        ax.set_ylabel(gs[0]["metric"] or "metric")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _sweep(sweep: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sweep.items())
+
+
+def plot_curves(rows: list[dict[str, Any]], path: Path) -> Path:
+    """One panel per task: the validation metric against the step, per variant (mean over seeds)."""
+    plt = _plt()
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = _grid(plt, len(tasks))
+    for ax, task in zip(axes, tasks):
+        curves: dict[str, dict[int, list[float]]] = {}
+        metric = None
+        for r in rows:
+            if r["task"] != task or not r.get("history"):
+                continue
+            metric = r.get("metric")
+            label = r["variant"] + (f" ({_sweep(r['sweep'])})" if r.get("sweep") else "")
+            for h in r["history"]:
+                if metric in h and isinstance(h[metric], (int, float)):
+                    curves.setdefault(label, {}).setdefault(int(h["step"]), []).append(h[metric])
+        for label, points in curves.items():
+            steps = sorted(points)
+            ax.plot(steps, [statistics.fmean(points[s]) for s in steps], marker=".", label=label)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"val {metric or 'metric'}")
+        if curves:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_sweep(rows: list[dict[str, Any]], key: str, path: Path) -> Path:
+    """One panel per task: the main metric against the swept ``key``, one line per variant."""
+    plt = _plt()
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = _grid(plt, len(tasks))
+    for ax, task in zip(axes, tasks):
+        lines: dict[str, dict[Any, list[float]]] = {}
+        metric = None
+        for r in rows:
+            value = final_metric(r)
+            if r["task"] != task or r["status"] != "ok" or not math.isfinite(value):
+                continue
+            metric = r.get("metric")
+            x = (r.get("sweep") or {}).get(key)
+            others = {k: v for k, v in (r.get("sweep") or {}).items() if k != key}
+            label = r["variant"] + (f" ({_sweep(others)})" if others else "")
+            lines.setdefault(label, {}).setdefault(x, []).append(value)
+        for label, points in lines.items():
+            xs = sorted(points, key=lambda v: (isinstance(v, str), v))
+            numeric = all(isinstance(x, (int, float)) for x in xs)
+            pos = xs if numeric else list(range(len(xs)))
+            ax.errorbar(pos, [statistics.fmean(points[x]) for x in xs],
+                        yerr=[statistics.stdev(points[x]) if len(points[x]) > 1 else 0 for x in xs],
+                        marker="o", capsize=3, label=label)
+            if not numeric:
+                ax.set_xticks(pos, [str(x) for x in xs])
+            elif all(x > 0 for x in xs) and max(xs) / min(xs) >= 20:
+                ax.set_xscale("log")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel(key)
+        ax.set_ylabel(metric or "metric")
+        if lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_all(rows: list[dict[str, Any]], directory: Path) -> dict[str, Path]:
+    """Every plot that the rows support, written into ``directory``."""
+    out = {"by_variant": plot_by_variant(rows, directory / "metric_by_variant.png"),
+           "curves": plot_curves(rows, directory / "learning_curves.png")}
+    for key in dict.fromkeys(k for r in rows for k in (r.get("sweep") or {})):
+        out[f"sweep:{key}"] = plot_sweep(rows, key, directory / f"sweep_{_safe(key)}.png")
+    return out
