@@ -42,7 +42,13 @@ class _Generated(SphinxDirective):
     render: Callable[[Any], str]
 
     def run(self) -> list[nodes.Node]:
-        text = type(self).render(registry())
+        try:
+            text = type(self).render(registry())
+        except Exception as exc:  # noqa: BLE001 - reported as a build warning, with its place
+            logger.warning("ssmzoo docs: `.. %s::` could not be generated: %s: %s", self.name,
+                           type(exc).__name__, exc, location=self.get_location(),
+                           type="ssmzoo", subtype="generate")
+            return []
         source = f"<{self.name} generated from the ssmzoo registry>"
         node = nodes.section()
         node.document = self.state.document

@@ -62,9 +62,33 @@ def _implementers(registry: Registry, hook: str) -> list[str]:
     return sorted(out, key=natural_key)
 
 
+# An example implementation of each hook, shown under it: (file under docs/, function or None
+# for the whole file). Every file here is run by tests/test_docs.py.
+HOOK_EXAMPLES: dict[str, tuple[str, str | None]] = {
+    "ssmzoo_register_units": ("examples/ssmzoo-lru/ssmzoo_lru/__init__.py",
+                              "ssmzoo_register_units"),
+    "ssmzoo_register_variants": ("examples/ssmzoo-lru/ssmzoo_lru/__init__.py",
+                                 "ssmzoo_register_variants"),
+    "ssmzoo_register_backends": ("examples/hooks/float64_backend.py", None),
+    "ssmzoo_register_tasks": ("examples/hooks/parity_task.py", None),
+}
+
+
+def _example(name: str) -> list[str]:
+    if name not in HOOK_EXAMPLES:
+        return []
+    path, function = HOOK_EXAMPLES[name]
+    lines = ["For example" + (f", from ``{path}``:" if function else
+                              f", a whole plugin module (``{path}``):"), "",
+             f".. literalinclude:: /{path}", "   :language: python"]
+    if function:
+        lines.append(f"   :pyobject: {function}")
+    return [*lines, ""]
+
+
 def hooks_rst(registry: Registry) -> str:
-    """One section per hook: its signature and docstring (autodoc), when the loader calls it, and
-    which of the installed plugins implement it."""
+    """One section per hook: its signature and docstring (autodoc), when the loader calls it,
+    which of the installed plugins implement it, and an example implementation."""
     from ssmzoo.plugins import PHASES
 
     out: list[str] = []
@@ -85,6 +109,7 @@ def hooks_rst(registry: Registry) -> str:
                     + ", ".join(literal(n) for n in impls) + ".", ""]
         else:
             out += ["No plugin installed in this build implements it.", ""]
+        out += _example(name)
     return "\n".join(out).rstrip() + "\n"
 
 
