@@ -120,7 +120,7 @@ def run_grid(grid: str | GridConfig, *, out: str | Path | None = None, executor:
                                       registry=registry, progress=bar.cell(cell))
                     store.write(record)
                     bar.advance(record)
-            else:
+            elif todo:
                 _run_ray(cfg, todo, store, bar, device=device, address=address, num_cpus=num_cpus)
         finally:
             bar.close()

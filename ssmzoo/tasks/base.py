@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -68,12 +68,15 @@ class Split:
     """One split of a task: ``inputs[i]`` and ``targets[i]`` are the i-th example.
 
     ``lengths`` (examples,) int, when given, is the number of valid positions of each padded
-    input; it is passed to the model as ``model(x, lengths=...)``.
+    input; it is passed to the model as ``model(x, lengths=...)``. ``transform``, when given, maps
+    a batch of stored inputs to model inputs (e.g. uint8 pixels to floats in [0, 1]), so that
+    large splits can be stored compactly.
     """
 
     inputs: Tensor
     targets: Tensor
     lengths: Tensor | None = None
+    transform: Callable[[Tensor], Tensor] | None = None
 
     def __post_init__(self) -> None:
         if len(self.inputs) != len(self.targets):
@@ -96,6 +99,8 @@ class Split:
         for start in range(0, stop, batch_size):
             idx = order[start:start + batch_size]
             x, y = self.inputs[idx], self.targets[idx]
+            if self.transform is not None:
+                x = self.transform(x)
             if not x.is_floating_point():
                 x = x.long()
             if not y.is_floating_point():

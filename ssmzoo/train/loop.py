@@ -151,9 +151,18 @@ def fit(model: nn.Module, task: Task, cfg: TrainConfig, *, seed: int = 0,
     The model is moved to ``cfg.device``. Data and batch order come from ``seed``; seed the model's
     initialisation before building it (:func:`seed_everything`, as :func:`ssmzoo.train.run` does).
     """
-    start = time.perf_counter()
+    threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    try:
+        return _fit(model, task, cfg, seed=seed, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(model: nn.Module, task: Task, cfg: TrainConfig, *, seed: int,
+         progress: Progress | None) -> TrainResult:
+    start = time.perf_counter()
     device = resolve_device(cfg.device)
     model.to(device)
     model.train()
