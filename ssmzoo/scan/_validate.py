@@ -78,6 +78,8 @@ def check_selective_scan(
         raise ck.fail("u", "a 3-D tensor (batch, dim, length)", u)
     b, d, l = u.shape
     ck.tensor("u", u, [(b, d, l)], "(batch, dim, length)")
+    if l < 1:
+        raise ck.fail("u", "a length (last axis) of at least 1", u)
     ck.tensor("delta", delta, [(b, d, l)], "(batch, dim, length) like u")
     ck.same_dtype("delta", delta, "u", u)
     if not isinstance(A, Tensor) or A.dim() != 2 or A.shape[0] != d:
@@ -156,6 +158,8 @@ def check_ssd_scan(
         raise ck.fail("x", "a 4-D tensor (batch, length, heads, headdim)", x)
     b, l, h, p = x.shape
     ck.tensor("x", x, [(b, l, h, p)], "(batch, length, heads, headdim)")
+    if l < 1:
+        raise ck.fail("x", "a length (axis 1) of at least 1", x)
     ck.tensor("dt", dt, [(b, l, h)], "(batch, length, heads)")
     ck.tensor("A", A, [(h,)], "(heads,)")
     if not isinstance(B, Tensor) or B.dim() != 4:

@@ -54,8 +54,7 @@ def _chunk(h0: Tensor, dt: Tensor, u: Tensor, A: Tensor, Bv: Tensor | None, Bf: 
 
     h0: (batch, dim, n); dt, u: (batch, T, dim); A: (dim, n); Bv, Cv: (batch, T, groups, n) or
     None; Bf, Cf: (dim, n) or None (the step-independent part, biases included). Works in the
-    layout (batch, q, J, dim, n), so that step i of every sub-block is one contiguous slice and
-    the contraction with C is a batched matrix-vector product.
+    layout (batch, q, J, dim, n), so that step i of every sub-block is one contiguous slice.
     """
     dtr = rearrange(dt, "b (j i) d -> b i j d", i=q).contiguous()  # (b, q, J, d)
     ur = rearrange(u, "b (j i) d -> b i j d", i=q)  # (b, q, J, d)
@@ -89,19 +88,18 @@ def _chunk(h0: Tensor, dt: Tensor, u: Tensor, A: Tensor, Bv: Tensor | None, Bf: 
         H_in.append(H)
         H = torch.addcmul(h_e, P_e, H)  # (b, d, n)
     # 3. every sub-block scanned again from its true entering state, contracted with C per step
+    #    (while the step's states are in cache; a multiply and a sum beat a batched matvec here)
+    g = Cv.shape[2] if Cv is not None else 1
+    Cf6 = rearrange(Cf, "(g r) n -> g r n", g=g) if Cf is not None else None
+    Cs = (rearrange(Cv, "b (j i) g n -> b i j g 1 n", i=q).unbind(1) if Cv is not None
+          else [None] * q)  # q x (b, J, g, 1, n)
     h = torch.stack(H_in, dim=1)  # (b, J, d, n)
-    Cs = rearrange(Cv, "b (j i) g n -> b i j g n 1", i=q).unbind(1) if Cv is not None else None
     ys = []
     for i in range(q):
-        h = xs[0] + decays[0] * h if i == 0 else torch.addcmul(xs[i], decays[i], h)
-        y_i = torch.zeros((), dtype=h.dtype, device=h.device)
-        if Cs is not None:
-            g = Cs[i].shape[2]
-            h6 = rearrange(h, "b j (g r) n -> b j g r n", g=g)
-            y_i = rearrange(torch.matmul(h6, Cs[i]), "b j g r 1 -> b j (g r)")  # (b, J, d)
-        if Cf is not None:
-            y_i = y_i + (h * Cf).sum(-1)  # (b, J, d)
-        ys.append(y_i)
+        h = torch.addcmul(xs[i], decays[i], h)  # (b, J, d, n)
+        Ci = Cs[i] if Cf6 is None else (Cf6 if Cs[i] is None else Cs[i] + Cf6)
+        h6 = rearrange(h, "b j (g r) n -> b j g r n", g=g)
+        ys.append(rearrange((h6 * Ci).sum(-1), "b j g r -> b j (g r)"))  # (b, J, d)
     y = torch.stack(ys, dim=1)  # (b, q, J, d)
     if y.is_complex():
         y = 2 * y.real

@@ -34,6 +34,7 @@ def _ckw(**changes):
 
 @pytest.mark.parametrize("changes, argument, fragment", [
     (dict(u=torch.randn(2, 4)), "u", "3-D"),
+    (dict(u=torch.randn(2, 4, 0)), "u", "at least 1"),
     (dict(u=torch.randint(0, 3, (2, 4, 7))), "u", "floating"),
     (dict(delta=torch.rand(2, 4, 6)), "delta", "(2, 4, 7)"),
     (dict(delta=torch.rand(2, 4, 7, dtype=torch.float64)), "delta", "dtype torch.float32"),

@@ -171,3 +171,56 @@ def test_under_torch_compile() -> None:
     assert_close("out", ref, out, rtol=1e-5)
     out.sum().backward()
     assert all(v.grad is not None for v in grad_inputs(kw).values())
+
+
+class _LargestTensor(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the largest number of elements of any tensor an op produces."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+def test_memory_is_per_chunk_not_per_length(cplx: bool) -> None:
+    """No intermediate holds (batch, dim, length, d_state): the largest is O(b·d·n·chunk)."""
+    b, d, n, chunk = 2, 8, 4, 32
+    case = ScanCase(batch=b, dim=d, d_state=n, length=1024, complex=cplx, B_bias=True)
+    kw = selective_scan_inputs(case, seed=0)
+    with torch.no_grad(), _LargestTensor() as mode:
+        selective_scan_chunked(**kw, chunk_size=chunk, block_size=8)
+    full = b * d * 1024 * n
+    assert mode.largest <= max(b * d * n * chunk, 2 * b * d * 1024), (mode.largest, full)
+
+
+def test_backward_keeps_only_chunk_boundaries() -> None:
+    """With autograd on, what is kept for the backward has no b·d·n·L term.
+
+    Growing d_state from 8 to 64 at dim 64 may grow the saved tensors by B and C (b·n·L each)
+    and the chunk-boundary states (b·d·n per chunk), not by a state per step (b·d·n·L).
+    """
+    b, d, L, chunk = 2, 64, 256, 32
+
+    def saved_numel(n: int) -> int:
+        kw = selective_scan_inputs(ScanCase(batch=b, dim=d, d_state=n, length=L), seed=0,
+                                   requires_grad=True)
+        saved = []
+
+        def pack(t):
+            saved.append(t.numel())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = selective_scan_chunked(**kw, chunk_size=chunk, block_size=8)
+        out.sum().backward()
+        return sum(saved)
+
+    growth = saved_numel(64) - saved_numel(8)
+    assert growth < 0.2 * b * d * (64 - 8) * L, (growth, b * d * (64 - 8) * L)
