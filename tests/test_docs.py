@@ -69,6 +69,8 @@ def test_unit_page_has_declaration_variants_and_paper() -> None:
     assert "inner width of the toy \\| with a bar." in page  # '|' escaped for reST
     assert {"unit-toy", "variant-toy-wide", "variant-toy-wide-max"} <= _labels(page)
     assert "= ``toy-wide(mode=max)``" in page
+    assert ">>> unit = ssmzoo.build('toy', d_model=16)" in page  # the page's doctest
+    assert "unit.step(" not in page  # Toy has no recurrent step to show
     index = render.units_index(reg)
     assert ":ref:`toy <unit-toy>`" in index and "   toy" in index.splitlines()
 

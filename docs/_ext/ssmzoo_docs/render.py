@@ -185,6 +185,7 @@ def unit_page(registry: Registry, name: str) -> str:
                     "", f"``{v.name}``", f"   {text}", ""]
     else:
         out += [f"No named variant resolves to ``{name}``.", ""]
+    out += example(name, entry.factory)
     directive = autodoc_directive(entry.factory)
     if directive:
         out += title("Reference", "-")
@@ -192,6 +193,30 @@ def unit_page(registry: Registry, name: str) -> str:
                 "where the paper is silent.", ""]
         out += directive
     return "\n".join(out).rstrip() + "\n"
+
+
+def example(name: str, factory: Callable[..., Any], d_model: int = 16) -> list[str]:
+    """A doctest that builds the unit by name and runs it over a sequence, then one recurrent
+    step when the unit defines ``step``: run by ``sphinx -b doctest``, so every documented unit
+    is shown building and running."""
+    lines = title("Example", "-")
+    lines += ["Build it by name and run it over a sequence, then token by token:"
+              if _defines_any(factory, "step") else "Build it by name and run it:", ""]
+    lines += [".. doctest::", "",
+              f"   >>> unit = ssmzoo.build({name!r}, d_model={d_model})",
+              f"   >>> x = torch.randn(2, 32, {d_model})               # (batch, length, d_model)",
+              "   >>> unit(x).shape",
+              f"   torch.Size([2, 32, {d_model}])"]
+    if _defines_any(factory, "step") and _defines_any(factory, "init_state"):
+        lines += ["   >>> state = unit.init_state(2)",
+                  "   >>> y_0, state = unit.step(x[:, 0], state)   # (batch, d_model)",
+                  "   >>> y_0.shape",
+                  f"   torch.Size([2, {d_model}])"]
+    return [*lines, ""]
+
+
+def _defines_any(factory: Any, method: str) -> bool:
+    return inspect.isclass(factory) and callable(getattr(factory, method, None))
 
 
 def units_index(registry: Registry) -> str:
