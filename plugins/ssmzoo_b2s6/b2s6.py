@@ -12,15 +12,6 @@ The d channels are split into h blocks of p = d/h. Block j, from its own inputs 
 with one complex diagonal A (n,) shared by every channel, and the channel-specific,
 input-independent ʲB_bias^(i) added to B before discretisation. It runs as one call of
 ``ssmzoo.selective_scan`` with B and C grouped (groups = h) and ``B_bias``.
-
-Choices the paper leaves open ([R] in shared/PAPERS.md 1.3-1.4), made here:
-A is S4D-Lin (-1/2 + i pi n) by default, S4D-Inv as an option; B_bias is complex randn / sqrt(n)
-(``bias_init=ones`` for ones); B_weight and C take PyTorch's Linear init, U(±1/sqrt(p)), on each of
-the real and imaginary parts, and C is complex like B (read out as 2 Re, as s4d.py); the Δ bias is
-log-uniform on [dt_min, dt_max] through the inverse softplus and w ~ U(±1/sqrt(p)); D is ones;
-w and the Δ bias train at ``dt_lr_scale`` times the base learning rate (0.1: the paper lowers it
-for LRA without saying by how much), and A, D, Δ bias and B_bias have no weight decay. Each channel
-keeps d_state/2 complex modes, which with the 2·Re read-out stand for d_state real dimensions.
 """
 
 from __future__ import annotations
@@ -51,6 +42,16 @@ class B2S6(SpectrumScaled, Saveable, nn.Module):
     (batch, length, d_model) -> (batch, length, d_model). Special cases: h=1 with bias=false is
     S6 with a rank-1 broadcast Δ (``s6-alg2``); B_weight = 0 leaves each channel its own fixed
     input matrix B_bias^(i), as in S4D, while Δ and C stay selective.
+
+    Choices the paper leaves open (it gives no initialisation and no Δ learning rate), made here: A
+    is S4D-Lin (-1/2 + i pi n) by default, S4D-Inv as an option; B_bias is complex randn / sqrt(n)
+    (``bias_init=ones`` for ones); B_weight and C take PyTorch's Linear init, U(±1/sqrt(p)), on
+    each of the real and imaginary parts, and C is complex like B (read out as 2 Re, as s4d.py);
+    the Δ bias is log-uniform on [dt_min, dt_max] through the inverse softplus and w ~
+    U(±1/sqrt(p)); D is ones; w and the Δ bias train at ``dt_lr_scale`` times the base learning
+    rate (0.1: the paper lowers it for LRA without saying by how much), and A, D, Δ bias and B_bias
+    have no weight decay. Each channel keeps d_state/2 complex modes, which with the 2·Re read-out
+    stand for d_state real dimensions.
 
     Args:
         h: number of blocks (each of p = d_model / h channels with its own Δ, B and C)
