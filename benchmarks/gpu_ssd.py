@@ -62,13 +62,82 @@ BWD_VARIANTS = {  # TUNING for the backward kernels
 }
 
 
-def check(out: Path) -> int:
+def check(out: Path, select: str | None = None) -> int:
     import pytest
 
     args = ["-q", "-rs", "-p", "no:cacheprovider", f"--junitxml={out / 'tests.xml'}",
             str(ROOT / "tests/kernels/test_ssd_triton.py"),
             str(ROOT / "tests/kernels/test_cuda_backend.py")]
+    if select:
+        args += ["-k", select]
     return int(pytest.main(args))
+
+
+def diag() -> None:
+    """mamba_ssm's own CUDA scan against its own PyTorch reference, complex A with grouped B/C:
+    does the extension itself agree, gradients included (float32, L 301)?"""
+    import torch
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn, selective_scan_ref
+
+    torch.manual_seed(0)
+    b, d, n, L, g = 2, 64, 16, 301, 4
+    for groups, label in ((1, "variable"), (g, "grouped")):
+        shape = (b, n, 2 * L) if groups == 1 else (b, groups, n, 2 * L)
+        t = dict(u=torch.randn(b, d, L), delta=torch.randn(b, d, L) * 0.5 - 1,
+                 A=torch.complex(-(0.5 + torch.rand(d, n)), torch.randn(d, n) * 3),
+                 B=torch.randn(*shape), C=torch.randn(*shape), D=torch.randn(d),
+                 z=torch.randn(b, d, L), delta_bias=torch.randn(d) * 0.3)
+        a = {k: v.cuda().requires_grad_() for k, v in t.items()}
+        r = {k: v.cuda().requires_grad_() for k, v in t.items()}
+        o = selective_scan_fn(**a, delta_softplus=True)
+        o_ref = selective_scan_ref(**r, delta_softplus=True)
+        go = torch.randn_like(o)
+        ga = torch.autograd.grad((o * go).sum(), list(a.values()))
+        gr = torch.autograd.grad((o_ref * go).sum(), list(r.values()))
+        errs = {k: f"{((x - y).norm() / y.norm()).item():.1e}" for k, x, y in zip(a, ga, gr)}
+        out_err = ((o - o_ref).norm() / o_ref.norm()).item()
+        print(f"diag mamba complex {label}: out {out_err:.1e} grads {errs}", flush=True)
+
+
+def profile(repeats: int = 20) -> None:
+    """Milliseconds of each launch of the forward and backward, on the SSD cases."""
+    from ssmzoo import bench
+
+    for case in bench.select(["ssd-b*"], mode="fwd"):
+        times = _profile_case(case, repeats)
+        print(f"profile {case.name}: " + ", ".join(f"{k} {v:.3f}" for k, v in times.items()),
+              flush=True)
+
+
+def _profile_case(case, repeats: int) -> dict[str, float]:
+    import torch
+    from ssmzoo_kernels.ssd import _bwd, _fwd
+
+    from ssmzoo import bench
+
+    kw = case.inputs("cuda")
+    x, dt, A, B, C, D = (kw[k] for k in ("x", "dt", "A", "B", "C", "D"))
+    bias, Q = kw["dt_bias"], kw["chunk_size"]
+    lim = (0.0, float("inf"))
+    dtp, cum = _fwd.dt_cumsum(dt, A, bias, Q, True, lim)
+    st = _fwd.chunk_state(x, B, dtp, cum, 0)
+    fin = _fwd.state_passing(st, cum, None)
+    dy = torch.randn_like(x)
+    ds = _fwd.chunk_state(dy, C, dtp, cum, 1)
+    stages = {
+        "dt_cumsum": lambda: _fwd.dt_cumsum(dt, A, bias, Q, True, lim),
+        "chunk_state": lambda: _fwd.chunk_state(x, B, dtp, cum, 0),
+        "state_passing": lambda: _fwd.state_passing(st.clone(), cum, None),
+        "chunk_scan": lambda: _fwd.chunk_scan(x, B, C, dtp, cum, st, D, None),
+        "(clone of states)": lambda: st.clone(),
+        "bwd dH_out": lambda: _fwd.chunk_state(dy, C, dtp, cum, 1),
+        "bwd state_passing": lambda: _bwd.state_passing_bwd(ds.clone(), st, fin, None, cum),
+        "bwd dx_db": lambda: _bwd.dx_db(x, dy, B, C, dtp, cum, ds, D),
+        "bwd dc": lambda: _bwd.dc(x, dy, B, C, dtp, cum, st),
+        "bwd dt (torch)": lambda: _bwd.dt_bwd(dtp, cum, dtp, dt, A, bias, True, lim),
+    }
+    return {k: bench.time_ms(f, "cuda", warmup=2, repeats=repeats).median_ms
+            for k, f in stages.items()}
 
 
 def _time_variants(variants, cases, repeats):
@@ -145,9 +214,11 @@ def run_bench(out: Path, repeats: int = 20, ssd_only: bool = False) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["check", "sweep", "bench", "all"])
+    ap.add_argument("what", help="comma-separated stages: diag, check, profile, sweep, bench; "
+                                 "or all (check, bench, then sweep and a re-bench if time allows)")
     ap.add_argument("--out", type=Path, default=Path("."), help="folder for JSON, markdown, logs")
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("-k", dest="select", help="pytest -k expression for check")
     ap.add_argument("--budget-s", type=float, default=1e9,
                     help="all: skip the sweep (and the re-bench after it) past this many seconds")
     args = ap.parse_args()
@@ -155,22 +226,30 @@ def main() -> int:
     use_checkout()
     t0 = time.time()
     rc = 0
-    if args.what in ("check", "all"):
-        rc = check(args.out)
-        print(f"check: pytest exit {rc} after {time.time() - t0:.0f} s", flush=True)
-    if args.what == "sweep":
-        sweep(args.out, repeats=max(5, args.repeats // 2))
-    if args.what in ("bench", "all"):
-        run_bench(args.out, repeats=args.repeats)
-        print(f"bench done after {time.time() - t0:.0f} s", flush=True)
-    if args.what == "all" and time.time() - t0 < args.budget_s:
-        res = sweep(args.out, repeats=max(5, args.repeats // 2))
-        print(f"sweep done after {time.time() - t0:.0f} s", flush=True)
-        if res["tuning"] and time.time() - t0 < args.budget_s:
-            tuned = args.out / "tuned"
-            tuned.mkdir(exist_ok=True)
-            run_bench(tuned, repeats=args.repeats, ssd_only=True)
-            print(f"tuned bench done after {time.time() - t0:.0f} s", flush=True)
+    stages = ["check", "bench", "sweep"] if args.what == "all" else args.what.split(",")
+    for stage in stages:
+        if stage == "sweep" and args.what == "all" and time.time() - t0 > args.budget_s:
+            print("sweep skipped: over the time budget", flush=True)
+            break
+        if stage == "diag":
+            diag()
+        elif stage == "check":
+            rc = check(args.out, args.select)
+        elif stage == "profile":
+            profile(args.repeats)
+        elif stage == "sweep":
+            res = sweep(args.out, repeats=max(5, args.repeats // 2))
+            if res["tuning"] and args.what == "all" and time.time() - t0 < args.budget_s:
+                tuned = args.out / "tuned"
+                tuned.mkdir(exist_ok=True)
+                run_bench(tuned, repeats=args.repeats, ssd_only=True)
+        elif stage == "bench":
+            run_bench(args.out, repeats=args.repeats)
+        elif stage == "bench-ssd":
+            run_bench(args.out, repeats=args.repeats, ssd_only=True)
+        else:
+            raise SystemExit(f"unknown stage {stage!r}")
+        print(f"{stage} done after {time.time() - t0:.0f} s", flush=True)
     return rc
 
 

@@ -35,6 +35,7 @@ class Result:
     x_mma: float | None = None
     vs_baseline: float | None = None
     err: float | None = None
+    out_rms: float | None = None
 
 
 @dataclass
@@ -147,6 +148,8 @@ def run_case(case: BenchCase, backends: Sequence[str] | None = None, *,
         base = ok[report.baseline]
         for r in ok.values():
             r.vs_baseline = r.ms / base.ms if base.ms else None
+            if r.backend in outputs:
+                r.out_rms = outputs[r.backend].double().pow(2).mean().sqrt().item()
             if check and r.backend in outputs and report.baseline in outputs:
                 r.err = _rel_err(outputs[report.baseline], outputs[r.backend])
     return report

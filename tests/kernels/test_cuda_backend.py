@@ -17,6 +17,7 @@ from ssmzoo_kernels.cuda import CudaBackend, MambaSSDBackend, by_linearity
 import ssmzoo
 from ssmzoo.scan._validate import check_selective_scan
 from ssmzoo.scan.backend import SSDCall
+from ssmzoo.scan.naive import selective_scan_naive
 from tests.helpers import assert_close
 from tests.scan.cases import ScanCase, SSDCase, clone_inputs, selective_scan_inputs, ssd_inputs
 
@@ -143,7 +144,7 @@ def test_cuda_backend_against_reference(cplx, layout, biases, dtype):
                   v.detach().to(torch.complex128).requires_grad_() if isinstance(v, torch.Tensor)
                   else v) for k, v in kw.items()}
     out = ssmzoo.selective_scan(**kw, backend="cuda")
-    ref = ssmzoo.selective_scan(**ref_kw, backend="reference")
+    ref = selective_scan_naive(**ref_kw)  # the sequential specification, float64
     assert_close("out", ref, out, rtol=GPU_TOL[dtype])
     g = torch.randn_like(out)
     names = [k for k, v in kw.items() if isinstance(v, torch.Tensor)]
@@ -165,5 +166,6 @@ def test_mamba_ssd_against_reference(dtype):
     ref_kw = {k: (v.double() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
     ref, ref_fin = ssmzoo.ssd_scan(**ref_kw, return_final_states=True, backend="reference")
     assert fin.dtype == torch.float32
-    assert_close("out", ref, out, rtol=GPU_TOL[dtype])
-    assert_close("final_states", ref_fin, fin, rtol=GPU_TOL[dtype])
+    tol = 5e-3 if dtype == torch.float32 else GPU_TOL[dtype]  # its fp32 dots run in tf32
+    assert_close("out", ref, out, rtol=tol)
+    assert_close("final_states", ref_fin, fin, rtol=tol)

@@ -8,6 +8,7 @@ evaluated in float64 on the same (rounded) inputs.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 
@@ -23,7 +24,7 @@ from ssmzoo_kernels.ssd import ssd_scan_triton, supports_ssd  # noqa: E402
 
 import ssmzoo  # noqa: E402
 from ssmzoo.scan.backend import SSDCall  # noqa: E402
-from tests.helpers import assert_close  # noqa: E402
+from tests.helpers import assert_close, rel_rms  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -33,6 +34,13 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # gradients go through two such roundings and through sums of opposite-sign terms (dA, ddt).
 TOL_OUT = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 4e-3}
 TOL_GRAD = {torch.float32: 1e-5, torch.bfloat16: 5e-2, torch.float16: 1e-2}
+# dA, ddt_bias and dD are sums over batch and length of terms of both signs that nearly cancel
+# (dA, ddt_bias: d cum = C.dC - B.dB), so their relative error is the terms' error times the
+# cancellation ratio: measured on the H100 (2026-11-23) up to 3e-5 in fp32 over 2000 positions, and
+# 7e-2 / 1.4e-1 (dA / ddt_bias) in bf16. On a GPU with mamba_ssm the half-precision bound is also
+# tied to mamba_ssm's own error on the same inputs (see test_gpu_grid).
+REDUCED = ("A", "dt_bias", "D")
+TOL_REDUCED = {torch.float32: 1e-4, torch.bfloat16: 2e-1, torch.float16: 5e-2}
 
 
 def _inputs(batch, length, heads, headdim, groups, d_state, dtype, *, D="head", z=True,
@@ -60,8 +68,10 @@ def _inputs(batch, length, heads, headdim, groups, d_state, dtype, *, D="head", 
     return args
 
 
-def _check(args, *, chunk_size, dtype, softplus=True, limit=(0.0, math.inf), final=True):
-    """Run the kernels and the float64 reference on the same inputs; compare everything."""
+def _check(args, *, chunk_size, dtype, softplus=True, limit=(0.0, math.inf), final=True,
+           peer_tol=None):
+    """Run the kernels and the float64 reference on the same inputs; compare everything.
+    ``peer_tol``: per-gradient tolerances that override the table (from mamba_ssm's errors)."""
     opts = dict(chunk_size=chunk_size, dt_softplus=softplus, dt_limit=limit,
                 return_final_states=final)
     got = ssd_scan_triton(SSDCall(**args, **opts))
@@ -83,7 +93,11 @@ def _check(args, *, chunk_size, dtype, softplus=True, limit=(0.0, math.inf), fin
     ref_grads = torch.autograd.grad(ref_loss, [ref_args[n] for n in names])
     for n, g, r in zip(names, grads, ref_grads):
         assert g.dtype == args[n].dtype, f"d{n}: dtype {g.dtype}, expected {args[n].dtype}"
-        assert_close(f"d{n}", r, g, rtol=TOL_GRAD[dtype])
+        tol = (TOL_REDUCED if n in REDUCED else TOL_GRAD)[dtype]
+        if peer_tol and n in peer_tol:
+            tol = peer_tol[n]
+        assert_close(f"d{n}", r, g, rtol=tol)
+    return ref_out, ref_grads
 
 
 CASES = {  # name: (batch, length, heads, headdim, groups, d_state, chunk, input options)
@@ -178,9 +192,30 @@ GPU_CASES = [  # (batch, length, heads, headdim, groups, d_state, chunk, dtype, 
 ]
 
 
+def _peer_tolerances(args, chunk_size, dtype):
+    """Half precision: 2x mamba_ssm's own relative error on the same inputs, gradient by gradient
+    (at least the table's), where mamba_ssm's Triton SSD is importable; else None."""
+    if dtype == torch.float32 or importlib.util.find_spec("mamba_ssm") is None:
+        return None
+    peer = {k: v.detach().clone().requires_grad_() for k, v in args.items()}
+    ref = {k: v.detach().double().requires_grad_() for k, v in args.items()}
+    opts = dict(chunk_size=chunk_size, dt_softplus=True, return_final_states=True)
+    out, fin = ssmzoo.ssd_scan(**peer, **opts, backend="mamba_ssd")
+    want, want_fin = ssmzoo.ssd_scan(**ref, **opts, backend="reference")
+    go, gf = torch.randn_like(out), torch.randn_like(fin)
+    names = list(args)
+    loss = (out.float() * go.float()).sum() + (fin.float() * gf).sum()
+    ref_loss = (want * go.double()).sum() + (want_fin * gf.double()).sum()
+    got = torch.autograd.grad(loss, [peer[n] for n in names])
+    exp = torch.autograd.grad(ref_loss, [ref[n] for n in names])
+    return {n: max(TOL_GRAD[dtype], 2 * rel_rms(e, g_)) for n, g_, e in zip(names, got, exp)}
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("case", range(len(GPU_CASES)))
 def test_gpu_grid(case):
     b, l, h, p, g, n, q, dtype, opts = GPU_CASES[case]
     torch.manual_seed(case)
-    _check(_inputs(b, l, h, p, g, n, dtype, **opts), chunk_size=q, dtype=dtype)
+    args = _inputs(b, l, h, p, g, n, dtype, **opts)
+    peer = _peer_tolerances(args, q, dtype)
+    _check(args, chunk_size=q, dtype=dtype, peer_tol=peer)

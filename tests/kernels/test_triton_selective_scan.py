@@ -1,8 +1,8 @@
 """The Triton selective scan against the reference: output, last state and every gradient.
 
 Without CUDA the kernels run in Triton's interpreter (``tests/kernels/conftest.py`` sets
-TRITON_INTERPRET=1 before they are imported) on tiny shapes. The chunk length is cut to 16 steps and
-two channels per program, so a length of 37 crosses two chunk boundaries and ends in a partial
+TRITON_INTERPRET=1 before they are imported) on tiny shapes. The chunk length is cut to 8 steps and
+two channels per program, so a length of 37 crosses four chunk boundaries and ends in a partial
 chunk, and four channels make two programs that must add their B/C gradients together. The
 reference is ``ssmzoo.selective_scan(..., backend="reference")`` in float64 on the same (rounded)
 inputs. Fresh buffers are NaN-poisoned, so an unwritten element fails.
@@ -37,9 +37,10 @@ TOL = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
 
 @pytest.fixture(autouse=True)
 def small_tiles(monkeypatch):
-    """16-step chunks, 2 channels per program: several chunks and programs on tiny inputs."""
-    monkeypatch.setattr(fn, "FWD_CONFIG", {False: fn.KernelConfig(2, 16), True: fn.KernelConfig(2, 16)})
-    monkeypatch.setattr(fn, "BWD_CONFIG", {False: fn.KernelConfig(2, 16), True: fn.KernelConfig(2, 16)})
+    """8-step chunks, 2 channels per program: several chunks and programs on tiny inputs."""
+    small = {False: fn.KernelConfig(2, 8), True: fn.KernelConfig(2, 8)}
+    monkeypatch.setattr(fn, "FWD_CONFIG", small)
+    monkeypatch.setattr(fn, "BWD_CONFIG", small)
 
 
 BASE = ScanCase(batch=2, dim=4, length=37, d_state=3, groups=2)

@@ -38,9 +38,6 @@ def supports_ssd(call: SSDCall) -> tuple[bool, str]:
     import torch
 
     dev = call.device
-    if dev.type != "cuda" and not (dev.type == "cpu" and _interpreting()):
-        return False, (f"tensors are on {dev.type}; the Triton kernels need CUDA tensors "
-                       "(or CPU tensors under TRITON_INTERPRET=1)")
     floats = (torch.float32, torch.float16, torch.bfloat16)
     for name, t in call.tensors().items():
         if t.device != dev:
@@ -57,6 +54,9 @@ def supports_ssd(call: SSDCall) -> tuple[bool, str]:
         return False, f"chunk_size {call.chunk_size} outside 1..{MAX_CHUNK}"
     if call.batch * math.ceil(call.length / call.chunk_size) > 65535:
         return False, "batch * number of chunks > 65535 (a grid axis limit): raise chunk_size"
+    if dev.type != "cuda" and not (dev.type == "cpu" and _interpreting()):
+        return False, (f"tensors are on {dev.type}; the Triton kernels need CUDA tensors "
+                       "(or CPU tensors under TRITON_INTERPRET=1)")
     return True, ""
 
 

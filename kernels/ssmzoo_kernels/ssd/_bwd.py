@@ -78,9 +78,9 @@ def _bwd_dx_db_kernel(
 ):
     """One block of s positions of one chunk, for heads_per_prog heads of group g (program axis 2
     is group * split + part); dB of those heads is summed into db[..., axis 2 index, :]."""
-    pid_s = tl.program_id(0)
+    pid_s = tl.program_id(0) % n_blocks_s  # blocks of a chunk adjacent, then the head parts
+    pid_gs = tl.program_id(0) // n_blocks_s
     pid_bc = tl.program_id(1)
-    pid_gs = tl.program_id(2)
     g = pid_gs // split
     h0 = g * heads_per_group + (pid_gs % split) * heads_per_prog
     b = pid_bc // nchunks
@@ -156,7 +156,7 @@ def _bwd_dx_db_kernel(
 @triton.jit
 def _bwd_dc_kernel(
     x_ptr, dy_ptr, b_ptr, c_ptr, dt_ptr, cum_ptr, states_ptr, dc_ptr, ddac_ptr,
-    L, H, Q, nchunks, P, N, heads_per_group, heads_per_prog, split,
+    L, H, Q, nchunks, P, N, heads_per_group, heads_per_prog, split, n_blocks_t,
     s_x_b, s_x_l, s_x_h, s_x_p,
     s_y_b, s_y_l, s_y_h, s_y_p,
     s_b_b, s_b_l, s_b_g, s_b_n,
@@ -166,9 +166,9 @@ def _bwd_dc_kernel(
     DOT_PREC: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_t = tl.program_id(0)
+    pid_t = tl.program_id(0) % n_blocks_t
+    pid_gs = tl.program_id(0) // n_blocks_t
     pid_bc = tl.program_id(1)
-    pid_gs = tl.program_id(2)
     g = pid_gs // split
     h0 = g * heads_per_group + (pid_gs % split) * heads_per_prog
     b = pid_bc // nchunks
@@ -254,7 +254,7 @@ def dx_db(x, dy, B, C, dt, cum, dstates, D):
     ddab = torch.empty_like(cum)
     dD_part = (torch.empty(bsz * nc, ns, H, bp, device=x.device, dtype=torch.float32)
                if D is not None else None)
-    _bwd_dx_db_kernel[(ns, bsz * nc, G * split)](
+    _bwd_dx_db_kernel[(ns * G * split, bsz * nc)](
         x, dy, B, C, dt, cum, dstates, D if D is not None else x,
         dx, dB, ddt, ddab, dD_part if dD_part is not None else ddt,
         L, H, Q, nc, P, N, hpg, hpg // split, split, ns,
@@ -287,9 +287,9 @@ def dc(x, dy, B, C, dt, cum, states):
     split = head_split(hpg, nt * bsz * nc * G)
     dC = torch.empty(bsz, L, G * split, N, device=x.device, dtype=torch.float32)
     ddac = torch.empty_like(cum)
-    _bwd_dc_kernel[(nt, bsz * nc, G * split)](
+    _bwd_dc_kernel[(nt * G * split, bsz * nc)](
         x, dy, B, C, dt, cum, states, dC, ddac,
-        L, H, Q, nc, P, N, hpg, hpg // split, split,
+        L, H, Q, nc, P, N, hpg, hpg // split, split, nt,
         *x.stride(), *dy.stride(), *B.stride(), *C.stride(), *states.stride(), *dC.stride(),
         DOT_PREC=dot_precision(x.dtype), BLOCK_T=bt, BLOCK_P=bp, BLOCK_N=bn,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],

@@ -88,9 +88,12 @@ def _chunk_state_kernel(
     MODE 0: w_s = exp(cum_end - cum_s) dt_s (the chunk's state); MODE 1: w_s = exp(cum_s)
     (x = dout, B = C: the gradient of the state entering the chunk, from the chunk's outputs).
     """
-    pid_pn = tl.program_id(0)
+    # axis 0: (head, tile) with the tiles of a head adjacent and the heads of a chunk next, so
+    # that programs reading the same x and the same group's B run together (L2 reuse)
+    n_tiles = tl.cdiv(P, BLOCK_P) * tl.cdiv(N, BLOCK_N)
+    pid_pn = tl.program_id(0) % n_tiles
+    h = tl.program_id(0) // n_tiles
     pid_bc = tl.program_id(1)
-    h = tl.program_id(2)
     n_blocks_n = tl.cdiv(N, BLOCK_N)
     pid_p = pid_pn // n_blocks_n
     pid_n = pid_pn % n_blocks_n
@@ -169,9 +172,11 @@ def _chunk_scan_fwd_kernel(
     DOT_PREC: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_tp = tl.program_id(0)
+    # axis 0: (head, tile), tiles of a head adjacent, then the heads of the chunk (see above)
+    n_tiles = tl.cdiv(Q, BLOCK_T) * tl.cdiv(P, BLOCK_P)
+    pid_tp = tl.program_id(0) % n_tiles
+    h = tl.program_id(0) // n_tiles
     pid_bc = tl.program_id(1)
-    h = tl.program_id(2)
     n_blocks_p = tl.cdiv(P, BLOCK_P)
     pid_t = pid_tp // n_blocks_p
     pid_p = pid_tp % n_blocks_p
@@ -263,7 +268,7 @@ def chunk_state(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum: torch.T
     out = torch.empty(bsz, nc, H, P, N, device=x.device, dtype=torch.float32)
     bp, bn = block(P, hi=64), block(N, hi=64)
     cfg = config("state", Q, N)
-    grid = (triton.cdiv(P, bp) * triton.cdiv(N, bn), bsz * nc, H)
+    grid = (triton.cdiv(P, bp) * triton.cdiv(N, bn) * H, bsz * nc)
     _chunk_state_kernel[grid](
         x, B, dt, cum, out, L, H, Q, nc, P, N, H // G,
         *x.stride(), *B.stride(), *out.stride(),
@@ -303,7 +308,7 @@ def chunk_scan(x: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tens
     ypre = torch.empty_like(out) if z is not None else None
     cfg = config("scan_fwd", Q, N)
     bt, bp = cfg["BLOCK"], block(P, hi=64)
-    grid = (triton.cdiv(Q, bt) * triton.cdiv(P, bp), bsz * nc, H)
+    grid = (triton.cdiv(Q, bt) * triton.cdiv(P, bp) * H, bsz * nc)
     zz = z if z is not None else x
     _chunk_scan_fwd_kernel[grid](
         x, zz, B, C, dt, cum, states, D if D is not None else x, out,
