@@ -29,23 +29,36 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_step(spec: str, ids: torch.Tensor, repeats: int) -> tuple[float, int]:
-    """Median seconds of one forward + backward, and the model's parameter count."""
-    torch.manual_seed(0)
-    model = ssmzoo.build_model(spec).to(ids.device)
-    params = sum(p.numel() for p in model.parameters())
-    times = []
-    for i in range(repeats + 1):
-        model.zero_grad(set_to_none=True)
-        _sync(ids.device)
-        start = time.perf_counter()
-        logits = model(ids)
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
-        loss.backward()
-        _sync(ids.device)
-        if i:  # the first run warms up
-            times.append(time.perf_counter() - start)
-    return statistics.median(times), params
+def _one_step(model: torch.nn.Module, ids: torch.Tensor) -> float:
+    """Seconds of one forward + backward (next-token cross-entropy)."""
+    model.zero_grad(set_to_none=True)
+    _sync(ids.device)
+    start = time.perf_counter()
+    logits = model(ids)
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
+    loss.backward()
+    _sync(ids.device)
+    return time.perf_counter() - start
+
+
+def time_steps(specs: list[str], ids: torch.Tensor, repeats: int) -> list[tuple[float, int]]:
+    """Median seconds of one forward + backward for each model, and its parameter count.
+
+    The models take turns (one step each per round), so that a machine whose load drifts during
+    the run slows every model alike; the first round warms up and is not counted.
+    """
+    models = []
+    for spec in specs:
+        torch.manual_seed(0)
+        models.append(ssmzoo.build_model(spec).to(ids.device))
+    times: list[list[float]] = [[] for _ in models]
+    for r in range(repeats + 1):
+        for i, model in enumerate(models):
+            seconds = _one_step(model, ids)
+            if r:
+                times[i].append(seconds)
+    return [(statistics.median(t), sum(p.numel() for p in m.parameters()))
+            for t, m in zip(times, models)]
 
 
 def main() -> None:
@@ -69,14 +82,14 @@ def main() -> None:
           f"{platform.python_version()}, {where}, "
           f"{torch.get_num_threads()} threads, float32, batch {args.batch}, length {args.length}, "
           f"d_model {args.d_model}, n_layers {args.n_layers}, median of {args.repeats}")
-    base = None
-    print(f"{'core':<24} {'params':>8} {'fwd+bwd ms':>11} {'vs s6':>6}")
-    for core in args.cores:
-        spec = (f"lm(mixer=mamba(core={core}), d_model={args.d_model}, n_layers={args.n_layers}, "
-                "vocab_size=256)")
-        seconds, params = time_step(spec, ids, args.repeats)
-        base = seconds if base is None else base
-        print(f"{core:<24} {params:>8} {seconds * 1e3:>11.1f} {seconds / base:>6.2f}")
+    specs = [f"lm(mixer=mamba(core={core}), d_model={args.d_model}, n_layers={args.n_layers}, "
+             "vocab_size=256)" for core in args.cores]
+    results = time_steps(specs, ids, args.repeats)
+    base = results[0][0]
+    width = max(24, *(len(c) for c in args.cores))
+    print(f"{'core':<{width}} {'params':>8} {'fwd+bwd ms':>11} {'vs ' + args.cores[0]:>8}")
+    for core, (seconds, params) in zip(args.cores, results):
+        print(f"{core:<{width}} {params:>8} {seconds * 1e3:>11.1f} {seconds / base:>8.2f}")
 
 
 if __name__ == "__main__":
