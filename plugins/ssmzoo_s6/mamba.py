@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from ssmzoo.errors import HyperparameterTypeError
 from ssmzoo.models.io import Saveable
 from ssmzoo.spec import Spec, parse
 
@@ -48,7 +49,14 @@ class Mamba(Saveable, nn.Module):
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias)
         self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner,
                                 padding=d_conv - 1, bias=conv_bias)
-        self.core = ssmzoo.build(parse(core), d_model=self.d_inner)
+        resolved = ssmzoo.get_registry().resolve(parse(core))
+        role = ssmzoo.get_registry().units[resolved.name].role
+        if role != "core":
+            cores = ssmzoo.get_registry().list_units(variants=False)
+            cores = [n for n in cores if ssmzoo.get_registry().units[n].role == "core"]
+            raise HyperparameterTypeError("unit 'mamba'", "core", "a core spec (" + ", ".join(cores)
+                                          + "); blocks bring their own projections", str(core))
+        self.core = ssmzoo.build(resolved, d_model=self.d_inner)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 
     def forward(self, u: Tensor) -> Tensor:

@@ -105,3 +105,10 @@ def test_mamba_with_any_core_is_causal() -> None:
         with torch.no_grad():
             assert torch.allclose(unit(x)[:, :7], unit(x2)[:, :7], atol=1e-12), spec
             assert not torch.allclose(unit(x)[:, 7:], unit(x2)[:, 7:]), spec
+
+
+def test_mamba_core_must_be_a_core() -> None:
+    with pytest.raises(HyperparameterTypeError, match=r"core spec \(b2s6, s4d, s6"):
+        ssmzoo.build("mamba(core=mamba2)", d_model=16)
+    assert ssmzoo.build("mamba(core=b2s6-nobias)", d_model=16).ssmzoo_spec == \
+        "mamba(core=b2s6(bias=false))"
