@@ -213,6 +213,14 @@ def test_plain_text_math_in_docstrings_is_escaped() -> None:
     assert out[1:] == lines[1:]
 
 
+def test_plain_text_displays_stay_as_written() -> None:
+    lines = ["Per channel:", "", "    h_t = a h_{t-1} + b u_t", "    y_t = c h_t", "",
+             "Example::", "", "    x", "", ":param x:", "", "    indented", "", "Text:", "done"]
+    out = docstrings.displays_as_literal(lines)
+    assert out[0] == "Per channel::"
+    assert out[1:] == lines[1:]  # '::' already, a field, and a ':' with no block are left alone
+
+
 def test_docstring_examples_see_their_module() -> None:
     lines = [">>> parse('a')", "Spec('a')"]
     docstrings.process_docstring(None, "module", "ssmzoo.spec", None, None, lines)

@@ -57,6 +57,22 @@ def escape_bars(lines: list[str]) -> list[str]:
     return out
 
 
+def displays_as_literal(lines: list[str]) -> list[str]:
+    """Plain-text displays kept as written: a paragraph that ends with a single ``:`` followed by
+    a blank line and a more-indented block (the code's way of writing equations) becomes a
+    literal block (``::``), so that the alignment of the equations survives."""
+    out = list(lines)
+    for i, line in enumerate(lines[:-2]):
+        stripped = line.strip()
+        if (not stripped.endswith(":") or stripped.endswith("::")
+                or stripped.startswith((":", "..", ">>>")) or lines[i + 1].strip()):
+            continue
+        following = next((x for x in lines[i + 2:] if x.strip()), "")
+        if following and _indent(following) > _indent(line):
+            out[i] = line + ":"
+    return out
+
+
 def module_namespace_setup(module: str) -> list[str]:
     """A hidden doctest that brings ``module``'s globals into the doctest namespace, so that a
     docstring's examples run under ``sphinx -b doctest`` as they do under ``doctest.testmod``
@@ -68,7 +84,10 @@ def module_namespace_setup(module: str) -> list[str]:
 
 def process_docstring(app: object, what: str, name: str, obj: object, options: object,
                       lines: list[str]) -> None:
-    """``autodoc-process-docstring`` handler: escape bars, and run examples in their module."""
+    """``autodoc-process-docstring`` handler: displays of module docstrings kept as written, bars
+    escaped, examples run in their module."""
+    if what == "module":
+        lines[:] = displays_as_literal(lines)
     lines[:] = escape_bars(lines)
     if any(line.lstrip().startswith(">>>") for line in lines):
         module = name if what == "module" else getattr(obj, "__module__", None)

@@ -167,6 +167,11 @@ def unit_page(registry: Registry, name: str) -> str:
     out.append(f":build: ``ssmzoo.build(\"{name}\", d_model=64)`` or, with overrides, "
                f"``ssmzoo.build(\"{name}(key=value, ...)\", d_model=64)``")
     out.append("")
+    module = getattr(entry.factory, "__module__", None)
+    if module and (inspect.getdoc(inspect.getmodule(entry.factory)) or "").strip():
+        out += title("Definition", "-")
+        out += [f"From the documentation of ``{module}``, the module that defines it:", "",
+                f".. automodule:: {module}", "   :no-members:", "   :no-index:", ""]
     out += title("Hyperparameters", "-")
     out += ["Declared once, by the factory's keyword signature and its docstring: this is the table "
             f"that ``ssmzoo describe {name}`` prints and that every spec naming ``{name}`` is "
