@@ -40,19 +40,16 @@ class SpectrumScaled:
                                           " | ".join(repr(m) for m in SPECTRUM_MODES), mode)
         self._spectrum_mode = mode
 
-    def _is_identity(self) -> bool:
-        s = self.spectrum_scale
-        return s.dim() == 0 and not s.requires_grad and bool(s == 1)
-
     def scaled_A(self, log_neg_real: Tensor, imag: Tensor | None = None) -> Tensor:
         """A = -exp(log_neg_real) (+ i * imag), after the spectrum scaling of this layer.
 
         power: Re A -> -exp(s * log_neg_real) = -|Re A|^s, Im A kept; linear: A -> s * A;
         delta: A unchanged (Δ is scaled instead). Shapes as the inputs (imag like log_neg_real).
         """
+        # no test of s == 1 (that would sync a GPU every call): s * x is exact for s = 1
         s = self.spectrum_scale.to(log_neg_real.dtype)
         mode = self._spectrum_mode
-        if self._is_identity() or mode == "delta":
+        if mode == "delta":
             re = -torch.exp(log_neg_real)
             im = imag
         elif mode == "power":
@@ -68,7 +65,7 @@ class SpectrumScaled:
 
     def delta_scale(self) -> Tensor | None:
         """The factor Δ is multiplied by (after the softplus), or None when Δ is not scaled."""
-        if self._spectrum_mode != "delta" or self._is_identity():
+        if self._spectrum_mode != "delta":
             return None
         return self.spectrum_scale
 
