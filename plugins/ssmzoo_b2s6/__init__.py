@@ -31,7 +31,7 @@ def ssmzoo_register_variants(registry: Registry) -> None:
     v("b2s6-real", "b2s6(complex=false)",
       doc="Real A, B, C: the complex parameterisation's share of the gain (Table 2, last column)")
     v("b2s6-h1", "b2s6(h=1)",
-      doc="One block, bias alone: Thm 4's second route; S6 plus B_bias (Table 2, row h=1)")
+      doc="One block, bias kept: Thm 4's second route to universality (Table 2, row h=1)")
     v("b2s6-euler", "b2s6(discretization=euler)",
       doc="Euler input coefficient (mamba_ssm's) instead of the paper's zero-order hold")
     v("mamba-b2s6", "mamba(core=b2s6)",
