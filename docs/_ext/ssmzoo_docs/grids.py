@@ -13,6 +13,10 @@ from .render import hparam_table, inline, list_table, literal, title
 __all__ = ["train_settings_rst", "builtin_grids_rst", "grid_target"]
 
 
+def _count(items: list[Any], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
 def grid_target(name: str) -> str:
     return f"grid-{name}"
 
@@ -44,8 +48,8 @@ def builtin_grids_rst(registry: Any) -> str:
         out += title(name, "~")
         if cfg.description:
             out += [inline(cfg.description), ""]
-        out += [f"``ssmzoo grid run {name}``: {len(cfg.variants)} variants × {len(cfg.tasks)} "
-                f"tasks × {len(cfg.seeds)} seeds"
+        out += [f"``ssmzoo grid run {name}``: {_count(cfg.variants, 'variant')} × "
+                f"{_count(cfg.tasks, 'task')} × {_count(cfg.seeds, 'seed')}"
                 + (f" × {', '.join(literal(k) for k in cfg.sweep)} swept" if cfg.sweep else "")
                 + (f", {len(cells)} cells." if cells is not None else "."), ""]
         out += [".. code-block:: toml", ""]
