@@ -60,7 +60,7 @@ def _download() -> Path:
             members = [m for m in tar.getmembers() if "/mamba_ssm/ops/" in m.name and
                        m.name.endswith(".py")]
             tar.extractall(tmp, members=members, filter="data")
-        root = next(Path(tmp).glob("mamba_ssm-*"))
+        root = next(p for p in Path(tmp).glob("mamba_ssm-*") if p.is_dir())
         if not dest.exists():
             root.rename(dest)
     return dest
