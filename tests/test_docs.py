@@ -27,7 +27,7 @@ DOCS = ROOT / "docs"
 EXAMPLE = DOCS / "examples" / "ssmzoo-lru"
 sys.path.insert(0, str(DOCS / "_ext"))
 
-from ssmzoo_docs import docstrings, pages, render, tables  # noqa: E402
+from ssmzoo_docs import cli, docstrings, pages, render, tables  # noqa: E402
 
 
 def _labels(text: str) -> set[str]:
@@ -122,6 +122,24 @@ def test_every_hook_is_documented() -> None:
         assert (getattr(hookspecs, name).__doc__ or "").strip(), f"hook {name} has no docstring"
         assert f".. autofunction:: ssmzoo.hookspecs.{name}" in text
     assert ".. ssmzoo-hooks::" in (DOCS / "hooks.rst").read_text(encoding="utf-8")
+
+
+def test_every_command_has_a_section() -> None:
+    from ssmzoo.cli import build_parser
+
+    text = cli.cli_rst()
+    progs = [prog for prog, _, _ in cli.commands()]
+    assert {"ssmzoo", "ssmzoo list", "ssmzoo describe", "ssmzoo plugins"} <= set(progs)
+    for prog in progs:
+        assert f".. _{cli.command_target(prog)}:" in text
+    # every option of a command is in its table
+    sub = dict((p, parser) for p, parser, _ in cli.commands())["ssmzoo list"]
+    for action in sub._actions:
+        for option in action.option_strings:
+            if option not in ("-h", "--help"):
+                assert f"``{option}" in text
+    assert build_parser().prog == "ssmzoo"
+    assert ".. ssmzoo-cli::" in (DOCS / "cli.rst").read_text(encoding="utf-8")
 
 
 def test_every_public_name_is_in_the_api_reference() -> None:

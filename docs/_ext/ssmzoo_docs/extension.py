@@ -24,7 +24,7 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 
-from . import docstrings, grids, tables
+from . import cli, docstrings, grids, tables
 from .pages import UNITS_DIR, generate_unit_pages, missing_docs, registry
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ DIRECTIVES: dict[str, Callable[[Any], str]] = {
     "ssmzoo-scan-support": tables.support_rst,
     "ssmzoo-plugins": tables.plugins_rst,
     "ssmzoo-train-settings": grids.train_settings_rst,
+    "ssmzoo-cli": cli.cli_rst,
     "ssmzoo-builtin-grids": grids.builtin_grids_rst,
     "ssmzoo-tasks": lambda reg: tables.entries_rst(reg, reg.tasks, "task", tables.task_target),
     "ssmzoo-models": lambda reg: tables.entries_rst(reg, reg.models, "model",
@@ -109,7 +110,7 @@ def _on_get_outdated(app: Sphinx, env: Any, added: set[str], changed: set[str],
     return [doc for doc in env.found_docs if doc in _ALWAYS_REREAD or doc.startswith(UNITS_DIR)]
 
 
-_ALWAYS_REREAD = {"index", "hooks", "scan", "plugins", "models", "tasks", "grids"}
+_ALWAYS_REREAD = {"index", "hooks", "scan", "plugins", "models", "tasks", "grids", "cli"}
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
