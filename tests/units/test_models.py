@@ -195,3 +195,17 @@ def test_param_groups_validates() -> None:
     model.C._ssmzoo_optim = {"weight_decai": 0.0}
     with pytest.raises(HyperparameterTypeError, match="weight_decay"):
         ssmzoo.param_groups(model, lr=1e-2)
+
+
+def test_positional_encodings() -> None:
+    from ssmzoo.models.backbone import sinusoidal_positions
+
+    pe = sinusoidal_positions(5, 6)
+    assert torch.allclose(pe[:, 0], torch.sin(torch.arange(5.0)))
+    assert torch.allclose(pe[:, 1], torch.cos(torch.arange(5.0)))
+    assert torch.allclose(pe[3, 4], torch.sin(torch.tensor(3.0) / 10000 ** (4 / 6)))
+    clf = ssmzoo.build_model("classifier(mixer=s6, d_model=8, n_classes=2, vocab_size=5, "
+                             "pos=learned, max_len=6, dropout=0.1)")
+    assert clf(torch.randint(0, 5, (2, 6))).shape == (2, 2)
+    with pytest.raises(SSMZooError, match="max_len=6"):
+        clf(torch.randint(0, 5, (2, 7)))
