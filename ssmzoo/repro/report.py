@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render", "dt_gradient_points"]
+__all__ = ["render", "dt_gradient_points", "instability"]
 
 _POINT = re.compile(r"^ratio_(w|b)@(c|length)=(.+)$")
 
@@ -112,6 +112,45 @@ def _extension_section(rows: list[dict[str, Any]], directory: Path) -> list[str]
     return lines
 
 
+def instability(history: list[dict[str, Any]], key: str = "loss",
+                threshold: float = 1.5) -> tuple[int, float]:
+    """(spikes, worst): how many evaluations had a validation ``key`` above ``threshold`` times
+    the best value seen before them, and the largest such ratio (1.0: never above the best)."""
+    best, spikes, worst = math.inf, 0, 1.0
+    for entry in history:
+        value = float(entry.get(key, math.nan))
+        if not math.isfinite(value):
+            continue
+        if math.isfinite(best) and best > 0:
+            ratio = value / best
+            worst = max(worst, ratio)
+            spikes += ratio > threshold
+        best = min(best, value)
+    return spikes, worst
+
+
+def _stability_section(rows: list[dict[str, Any]]) -> list[str]:
+    dense = [r for r in rows if r.get("status") in ("ok", "diverged")
+             and len(r.get("history") or []) >= 8]
+    if not dense:
+        return []
+    lines = ["## Training stability (validation loss between evaluations)", "",
+             "spikes: evaluations whose validation loss exceeds 1.5x the best loss before them; "
+             "worst: the largest such ratio; mean over seeds.", "",
+             "| variant | task | final | spikes | worst |", "|---|---|---:|---:|---:|"]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in dense:
+        groups.setdefault((r["variant"], r["task"]), []).append(r)
+    for (variant, task), rs in groups.items():
+        stats = [instability(r["history"]) for r in rs]
+        finals = [float((r.get("test") or r.get("val") or {}).get(r.get("metric") or "loss",
+                                                                   math.nan)) for r in rs]
+        lines.append(f"| `{variant}` | `{task}` | {_mean_std(finals)} | "
+                     f"{statistics.fmean(s for s, _ in stats):.1f} | "
+                     f"{statistics.fmean(w for _, w in stats):.2f} |")
+    return lines + [""]
+
+
 def render(name: str, rows: list[dict[str, Any]], directory: Path) -> str:
     """The markdown of ``repro.md`` for these rows ("" when no row needs it); writes plots."""
     dt = [r for r in rows if "dt_gradients" in r["task"]]
@@ -121,4 +160,5 @@ def render(name: str, rows: list[dict[str, Any]], directory: Path) -> str:
         lines += _dt_section(dt, directory)
     if ext:
         lines += _extension_section(ext, directory)
+    lines += _stability_section([r for r in rows if r not in dt and r not in ext])
     return f"# grid {name}\n\n" + "\n".join(lines) if lines else ""
