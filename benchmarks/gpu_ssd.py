@@ -50,15 +50,12 @@ FWD_VARIANTS = {  # TUNING for the forward kernels
     "v1 default (64 rows, 4 warps, 2 stages)": {},
     "scan 128 rows, 8 warps": {"scan_fwd": {"BLOCK": 128, "num_warps": 8}},
     "scan 64 rows, 3 stages": {"scan_fwd": {"num_stages": 3}, "state": {"num_stages": 3}},
-    "scan/state 128 rows, 8 warps": {"scan_fwd": {"BLOCK": 128, "num_warps": 8},
-                                     "state": {"BLOCK": 128, "num_warps": 8}},
 }
 BWD_VARIANTS = {  # TUNING for the backward kernels
     "v1 default (64 rows, 32 at N>64, 4 warps)": {},
     "8 warps": {"bwd_dx": {"num_warps": 8}, "bwd_dc": {"num_warps": 8}},
     "64 rows, 8 warps": {"bwd_dx": {"BLOCK": 64, "num_warps": 8},
                          "bwd_dc": {"BLOCK": 64, "num_warps": 8}},
-    "1 stage": {"bwd_dx": {"num_stages": 1}, "bwd_dc": {"num_stages": 1}},
 }
 
 
