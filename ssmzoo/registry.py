@@ -253,16 +253,27 @@ class Registry:
         return sorted((n for n in names if fnmatch.fnmatchcase(n, pattern)), key=natural_key)
 
     def variants_of(self, unit: str) -> list[Variant]:
-        """Named variants whose spec resolves to ``unit`` (directly or through other variants)."""
-        out = []
-        for v in self._variants.values():
-            try:
-                base, _ = self._expand(v.spec)
-            except SSMZooError:
-                continue
-            if base.name == unit:
-                out.append(v)
-        return sorted(out, key=lambda v: natural_key(v.name))
+        """Named variants that use ``unit``: resolve to it, or nest it (``mamba(core=b2s6)``)."""
+        return sorted((v for v in self._variants.values() if unit in self._units_in(v.spec)),
+                      key=lambda v: natural_key(v.name))
+
+    def _units_in(self, spec: Spec, _seen: tuple[str, ...] = ()) -> set[str]:
+        """Every unit a spec uses, through variants and nested specs."""
+        try:
+            entry, expanded = self._expand(spec, _seen)
+        except SSMZooError:
+            return set()
+        found = {entry.name}
+        stack: list[Any] = list(expanded.args.values())
+        while stack:
+            value = stack.pop()
+            if isinstance(value, Spec) and (value.name in self._units or value.name in self._variants):
+                found |= self._units_in(value, _seen)
+            elif isinstance(value, Spec):
+                stack.extend(value.args.values())
+            elif isinstance(value, (list, tuple)):
+                stack.extend(value)
+        return found
 
     # ---- specs --------------------------------------------------------------------------------
     def _expand(self, spec: Spec, _seen: tuple[str, ...] = ()) -> tuple[Entry, Spec]:

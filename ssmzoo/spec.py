@@ -98,6 +98,10 @@ def format_value(v: Any) -> str:
         text = repr(v)
         return text
     if isinstance(v, str):
+        # a string that reads as a bare word is written as one (``discretization=zoh``); it
+        # parses back to a word, which the declared type turns into the same string again
+        if _NAME.fullmatch(v) and v not in _KEYWORDS and not _NUMBER.fullmatch(v):
+            return v
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(format_value(x) for x in v) + "]"

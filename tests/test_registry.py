@@ -120,7 +120,7 @@ def test_build_validates_and_coerces(reg):
     assert m.lr == 1.0 and type(m.lr) is float  # an int where a float is declared is fine
     assert m.scales == [1.0, 0.5]
     assert reg.build("core(dt_rank=auto)", d_model=8).dt_rank == "auto"
-    assert m.ssmzoo_spec == "core(h=4, lr=1.0, init=\"real\", dt_rank=3, scales=[1.0, 0.5])"
+    assert m.ssmzoo_spec == "core(h=4, lr=1.0, init=real, dt_rank=3, scales=[1.0, 0.5])"
 
 
 def test_variants_resolve_and_accept_overrides(reg):
@@ -160,8 +160,8 @@ def test_unknown_key_suggests_nearest(reg):
     ("core(h=2.5)", "h", "int"),
     ("core(h=true)", "h", "int"),
     ("core(bias=1)", "bias", "bool"),
-    ("core(init=legs)", "init", '"lin" | "inv" | "real"'),
-    ("core(dt_rank=fast)", "dt_rank", 'int | "auto"'),
+    ("core(init=legs)", "init", "lin | inv | real"),
+    ("core(dt_rank=fast)", "dt_rank", "int | auto"),
     ("core(lr=\"big\")", "lr", "float"),
     ("core(scales=[1, x])", "scales", "list of float"),
     ("block(core=3)", "core", "spec"),

@@ -138,3 +138,13 @@ def test_print_parse_roundtrip(spec):
 @given(st.floats(allow_nan=False))
 def test_float_roundtrip(x):
     assert parse_value(format_value(x)) == x
+
+
+def test_word_like_strings_print_bare_and_resolve_back():
+    assert format_value("zoh") == "zoh"
+    assert format_value("b2s6-nobias") == "b2s6-nobias"
+    for quoted in ("true", "none", "inf", "a b", "1e3", "", "-x"):
+        assert format_value(quoted).startswith('"'), quoted
+        assert parse_value(format_value(quoted)) == quoted
+    s = Spec("s6", {"discretization": "zoh"})
+    assert str(s) == "s6(discretization=zoh)" and parse(str(s)) == s
