@@ -110,11 +110,21 @@ def _on_get_outdated(app: Sphinx, env: Any, added: set[str], changed: set[str],
     return [doc for doc in env.found_docs if doc in _ALWAYS_REREAD or doc.startswith(UNITS_DIR)]
 
 
+def _on_before_read_docs(app: Sphinx, env: Any, docnames: list[str]) -> None:
+    """Forget every page about to be read before reading any, so that a label moving from one
+    generated page to another (a variant whose home changed) is not reported as a duplicate by an
+    incremental build."""
+    for docname in docnames:
+        app.events.emit("env-purge-doc", env, docname)
+        env.clear_doc(docname)
+
+
 _ALWAYS_REREAD = {"index", "hooks", "scan", "plugins", "models", "tasks", "grids", "cli"}
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-get-outdated", _on_get_outdated)
+    app.connect("env-before-read-docs", _on_before_read_docs)
     app.connect("autodoc-process-docstring", docstrings.process_docstring)
     app.connect("builder-inited", _on_builder_inited)
     app.connect("env-check-consistency", _on_check_consistency)

@@ -151,6 +151,22 @@ def _units_by_role(registry: Registry) -> dict[str, list[Entry]]:
     return roles
 
 
+def variant_home(registry: Registry, variant: Any) -> str | None:
+    """The unit a named variant resolves to (where its entry and label live), or None."""
+    try:
+        return registry.resolve(variant.spec).name
+    except Exception:  # noqa: BLE001 - a variant naming a unit that failed to load
+        return None
+
+
+def variants_by_home(registry: Registry, name: str) -> tuple[list[Any], list[Any]]:
+    """(variants that resolve to ``name``, variants of other units that nest ``name``)."""
+    own, users = [], []
+    for v in registry.variants_of(name):
+        (own if variant_home(registry, v) == name else users).append(v)
+    return own, users
+
+
 def unit_page(registry: Registry, name: str) -> str:
     """The page of one unit: summary, plugin, paper, hyperparameters, variants, docstring."""
     entry = registry.units[name]
@@ -177,12 +193,12 @@ def unit_page(registry: Registry, name: str) -> str:
             f"that ``ssmzoo describe {name}`` prints and that every spec naming ``{name}`` is "
             "checked against.", ""]
     out += hparam_table(entry.hparams)
-    variants = registry.variants_of(name)
+    own, users = variants_by_home(registry, name)
     out += title("Variants", "-")
-    if variants:
+    if own:
         out += [f"Named spec aliases that resolve to ``{name}``. Each accepts further overrides, "
-                f"e.g. ``{variants[0].name}(key=value)``.", ""]
-        for v in variants:
+                f"e.g. ``{own[0].name}(key=value)``.", ""]
+        for v in own:
             text = f"= ``{v.spec}``" + (f". {inline(v.doc)}" if v.doc else "")
             if v.plugin != entry.plugin:
                 text += f" (registered by plugin ``{v.plugin}``)"
@@ -190,6 +206,10 @@ def unit_page(registry: Registry, name: str) -> str:
                     "", f"``{v.name}``", f"   {text}", ""]
     else:
         out += [f"No named variant resolves to ``{name}``.", ""]
+    if users:
+        out += [f"Named variants of other units that use ``{name}`` inside them:", ""]
+        out += [f"- :ref:`{v.name} <{variant_target(v.name)}>` = ``{v.spec}``" for v in users]
+        out.append("")
     out += example(name, entry.factory)
     directive = autodoc_directive(entry.factory)
     if directive:

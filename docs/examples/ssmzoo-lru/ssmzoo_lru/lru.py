@@ -12,6 +12,9 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from ssmzoo.models.io import Saveable
+from ssmzoo.models.spectrum import SpectrumScaled
+
 
 def ring_init(d_state: int, r_min: float, r_max: float, max_phase: float,
               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
@@ -29,7 +32,7 @@ def ring_init(d_state: int, r_min: float, r_max: float, max_phase: float,
     return torch.log(nu), torch.log(theta.clamp_min(1e-8))
 
 
-class LRU(nn.Module):
+class LRU(SpectrumScaled, Saveable, nn.Module):
     """Linear Recurrent Unit: a diagonal complex linear recurrence with a normalised input.
 
     .. math::
@@ -49,7 +52,10 @@ class LRU(nn.Module):
     Choices where the paper leaves room: :math:`\\gamma` is a trained parameter initialised from
     :math:`\\lambda` (as in the paper's code), and :math:`\\nu, \\theta, \\gamma` carry the
     optimiser hint ``_ssmzoo_optim = {"weight_decay": 0.0}`` that ``ssmzoo.param_groups``
-    reads.
+    reads. The unit follows ssmzoo's unit protocol: read as a discretised diagonal SSM with
+    :math:`\\lambda = \\exp(\\Delta A)`, :math:`A = -e^{\\nu} + i e^{\\theta}` and
+    :math:`\\Delta = 1`, it exposes :math:`A` to ``ssmzoo.modulate`` (``SpectrumScaled``), and
+    ``save`` comes from ``Saveable``.
 
     Args:
         d_model: width of the input and output (d).
@@ -70,6 +76,7 @@ class LRU(nn.Module):
     def __init__(self, d_model: int, d_state: int = 64, r_min: float = 0.0, r_max: float = 1.0,
                  max_phase: float = 2 * math.pi) -> None:
         super().__init__()
+        self.init_spectrum()  # spectrum_scale (a buffer, 1) and spectrum_mode ("power")
         if not 0.0 <= r_min < r_max <= 1.0:
             raise ValueError(f"lru: expected 0 <= r_min < r_max <= 1, got r_min={r_min}, "
                              f"r_max={r_max}")
@@ -86,9 +93,16 @@ class LRU(nn.Module):
         self.C = nn.Parameter(torch.randn(d_model, d_state, 2) / math.sqrt(d_state))
         self.D = nn.Parameter(torch.randn(d_model))
 
+    def effective_A(self) -> Tensor:
+        """A = -exp(nu_log) + i exp(theta_log) after spectrum scaling: (d_state,) complex."""
+        return self.scaled_A(self.nu_log, torch.exp(self.theta_log))
+
     def eigenvalues(self) -> Tensor:
-        """lambda: (d_state,) complex, every modulus below 1."""
-        return torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
+        """lambda = exp(Delta A), Delta = 1 (scaled in ``delta`` mode): (d_state,) complex, every
+        modulus below 1."""
+        delta = self.scaled_delta(torch.ones((), dtype=self.nu_log.dtype,
+                                             device=self.nu_log.device))
+        return torch.exp(delta * self.effective_A())
 
     def _input(self, u: Tensor) -> Tensor:
         """gamma * (B u): (..., d_model) real -> (..., d_state) complex."""
@@ -101,26 +115,27 @@ class LRU(nn.Module):
         return (x @ C.transpose(0, 1)).real + self.D * u  # (..., d)
 
     def forward(self, u: Tensor) -> Tensor:
-        """(batch, length, d_model) -> (batch, length, d_model)."""
-        length = u.shape[1]
-        bu = rearrange(self._input(u.float()), "b l n -> b n l")
-        powers = torch.arange(length, device=u.device, dtype=torch.float32)  # (l,)
+        """(batch, length, d_model) -> (batch, length, d_model), in the parameters' precision."""
+        length, dtype = u.shape[1], self.nu_log.dtype
+        bu = rearrange(self._input(u.to(dtype)), "b l n -> b n l")
+        powers = torch.arange(length, device=u.device, dtype=dtype)  # (l,)
         kernel = self.eigenvalues()[:, None] ** powers  # (n, l): lambda^k
         fft_len = 2 * length
         x = torch.fft.ifft(torch.fft.fft(bu, n=fft_len) * torch.fft.fft(kernel, n=fft_len),
                            n=fft_len)[..., :length]  # (b, n, l): causal convolution
         x = rearrange(x, "b n l -> b l n")
-        return self._output(x, u.float()).to(u.dtype)  # (b, l, d)
+        return self._output(x, u.to(dtype)).to(u.dtype)  # (b, l, d)
 
     def init_state(self, batch: int) -> Tensor:
         """The zero state: (batch, d_state) complex."""
-        return torch.zeros(batch, self.d_state, dtype=torch.complex64,
-                           device=self.nu_log.device)
+        complex_dtype = torch.complex128 if self.nu_log.dtype == torch.float64 else torch.complex64
+        return torch.zeros(batch, self.d_state, dtype=complex_dtype, device=self.nu_log.device)
 
     def step(self, u_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One token: (batch, d_model) and (batch, d_state) -> (output, new state)."""
-        state = self.eigenvalues() * state + self._input(u_t.float())  # (b, n)
-        return self._output(state, u_t.float()).to(u_t.dtype), state
+        dtype = self.nu_log.dtype
+        state = self.eigenvalues() * state + self._input(u_t.to(dtype))  # (b, n)
+        return self._output(state, u_t.to(dtype)).to(u_t.dtype), state
 
     def state_size(self) -> int:
         """Floats of recurrent state per sequence: two (real, imaginary) per mode."""
