@@ -3,6 +3,7 @@
     python benchmarks/gpu_selective_scan.py check            # full grid vs the float64 reference
     python benchmarks/gpu_selective_scan.py sweep            # tile sizes on the main cases
     python benchmarks/gpu_selective_scan.py bench            # the timing table of KERNEL_NOTES.md
+    python benchmarks/gpu_selective_scan.py tune             # sweep, then bench with the best
     python benchmarks/gpu_selective_scan.py all --json out.json
 
 ``check`` compares output, last state and every gradient with ``backend="reference"`` run in
@@ -105,7 +106,7 @@ def check_case(name, kw, log):
     return ok, errs
 
 
-def run_check(log):
+def run_check(log, quick=False):
     f32, bf16, f16 = torch.float32, torch.bfloat16, torch.float16
     cases = []
     for cplx in (False, True):
@@ -131,6 +132,8 @@ def run_check(log):
         ("r grouped fp16 bias b2 d64 L1000 n16", dict(b=2, d=64, L=1000, n=16, layout="grouped",
                                                      groups=8, dtype=f16, bias=True)),
     ]
+    if quick:  # one of each kind: 10 cases
+        cases = [c for i, c in enumerate(cases) if i in (0, 3, 5, 7, 8, 11, 12, 14, 16, 19)]
     results, all_ok = {}, True
     for i, (name, spec) in enumerate(cases):
         ok, errs = check_case(name, inputs(**spec, seed=i), log)
@@ -157,6 +160,15 @@ def fwd_bwd_fn(scan, kw):
         o = scan(kw)
         torch.autograd.grad(o, leaves, dout)
     return run
+
+
+def wall_ms(fn):
+    fn()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t) * 1e3
 
 
 def peak_mb(fn):
@@ -217,11 +229,15 @@ def run_bench(log, reference=True):
             peers.append(("reference", backend_scan("reference")))
         res = {}
         for peer, scan in peers:
-            rep = 3 if peer == "reference" else 200
-            with torch.no_grad():
-                ms_f = bench_ms(lambda s=scan, k=kw: s(k), rep=rep * (50 if peer == "reference" else 1))
             fb = fwd_bwd_fn(scan, kw)
-            ms_fb = bench_ms(fb, rep=rep * (50 if peer == "reference" else 1))
+            if peer == "reference":  # seconds per call: one warm-up and one timed run each
+                with torch.no_grad():
+                    ms_f = wall_ms(lambda s=scan, k=kw: s(k))
+                ms_fb = wall_ms(fb)
+            else:
+                with torch.no_grad():
+                    ms_f = bench_ms(lambda s=scan, k=kw: s(k))
+                ms_fb = bench_ms(fb)
             mem = peak_mb(fb)
             res[peer] = (ms_f, ms_fb, mem)
         for peer, (ms_f, ms_fb, mem) in res.items():
@@ -246,43 +262,50 @@ def run_bench(log, reference=True):
 
 
 def run_sweep(log):
-    """Forward and backward tile sizes on the main real and complex cases (bf16)."""
+    """Forward and backward launch shapes on the main real and complex cases (bf16); installs the
+    fastest of each as the default for the rest of the run and returns every timing."""
     from ssmzoo_kernels.selective_scan import function as fn
 
-    out = []
-    for cplx in (False, True):
+    out, best = [], {}
+    shapes = {"fwd": ((32, 8, 1), (32, 16, 1), (64, 8, 2), (16, 16, 1)),
+              "bwd": ((32, 8, 1), (64, 8, 1), (64, 8, 2), (128, 8, 2))}
+    for cplx in (False,):  # complex takes the real case's shapes
         kw = inputs(8, 2048, 4096, 16, cplx=cplx, dtype=torch.bfloat16)
         p = fn._prepare(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"], kw["z"],
                         kw["delta_bias"], None, None, None, True, "euler")
-        for bd, bt, w in ((4, 64, 4), (8, 64, 4), (8, 32, 4), (16, 32, 4), (8, 64, 8), (16, 64, 8),
-                          (4, 128, 4), (8, 128, 8), (2, 128, 4)):
-            cfg = fn.KernelConfig(bd, bt, w)
-            try:
-                ms = bench_ms(lambda c=cfg, q=p: fn._fwd(q, False, c), rep=100)
-            except Exception as e:  # a config that does not compile (resources) is skipped
-                log(f"fwd {'c' if cplx else 'r'} {cfg}: {type(e).__name__} {str(e)[:100]}")
-                continue
-            out.append(("fwd", cplx, bd, bt, w, ms))
-            log(f"fwd {'complex' if cplx else 'real   '} BD={bd:2d} BT={bt:3d} warps={w}: {ms:.3f} ms")
         dout = torch.randn_like(kw["u"])
-        for bd, bt, w in ((4, 32, 4), (2, 32, 4), (4, 64, 8), (8, 32, 8), (4, 16, 4), (8, 16, 4),
-                          (16, 16, 8), (2, 64, 4)):
-            cfg = fn.KernelConfig(bd, bt, w)
-            try:
-                ms = bench_ms(lambda c=cfg, q=p, g=dout: fn._bwd(q, g, None, c), rep=100)
-            except Exception as e:
-                log(f"bwd {'c' if cplx else 'r'} {cfg}: {type(e).__name__} {str(e)[:100]}")
-                continue
-            out.append(("bwd", cplx, bd, bt, w, ms))
-            log(f"bwd {'complex' if cplx else 'real   '} BD={bd:2d} BT={bt:3d} warps={w}: {ms:.3f} ms")
+        for which in ("fwd", "bwd"):
+            for bd, bt, w in shapes[which]:
+                cfg = fn.KernelConfig(bd, bt, w)
+                if which == "fwd":
+                    def f(c=cfg, q=p):
+                        return fn._fwd(q, False, c)
+                else:
+                    def f(c=cfg, q=p, g=dout):
+                        return fn._bwd(q, g, None, c)
+                try:
+                    ms = bench_ms(f, rep=100)
+                except Exception as e:  # a shape that does not compile (resources) is skipped
+                    log(f"{which} {'c' if cplx else 'r'} {cfg}: {type(e).__name__} {str(e)[:100]}")
+                    continue
+                out.append((which, cplx, bd, bt, w, ms))
+                log(f"{which} {'complex' if cplx else 'real   '} BD={bd:3d} BT={bt:2d} warps={w}: {ms:.3f} ms")
+                if ms < best.get((which, cplx), (1e9, None))[0]:
+                    best[(which, cplx)] = (ms, cfg)
+    for (which, _), (ms, cfg) in best.items():
+        for cplx in (False, True):
+            (fn.FWD_CONFIG if which == "fwd" else fn.BWD_CONFIG)[cplx] = cfg
+        log(f"using {which}: {cfg} ({ms:.3f} ms on the real case)")
     return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["check", "sweep", "bench", "all"])
+    ap.add_argument("what", choices=["check", "sweep", "bench", "tune", "all"],
+                    help="tune: sweep, then bench with the fastest shapes")
     ap.add_argument("--json", type=Path, help="write every number here")
     ap.add_argument("--no-reference", action="store_true", help="skip timing the reference")
+    ap.add_argument("--quick", action="store_true", help="check: 10 of the cases")
     args = ap.parse_args(argv)
     import triton
 
@@ -294,10 +317,10 @@ def main(argv=None):
         print(s, flush=True)
 
     if args.what in ("check", "all"):
-        ok, report["check"] = run_check(log)
-    if args.what in ("sweep", "all"):
+        ok, report["check"] = run_check(log, quick=args.quick)
+    if args.what in ("sweep", "tune", "all"):
         report["sweep"] = run_sweep(log)
-    if args.what in ("bench", "all"):
+    if args.what in ("bench", "tune", "all"):
         report["bench"] = run_bench(log, reference=not args.no_reference)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 INSTALL = "pip install 'ssmzoo[triton]'"
-MAX_D_STATE = 256  # the state tile of a program shrinks in channels and time as d_state grows
+MAX_D_STATE = 64  # = selective_scan.function.MAX_D_STATE: the d_state loop is unrolled, sums in registers
 
 
 def interpreting() -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-LOG2E = 1.4426950408889634
+LOG2E = tl.constexpr(1.4426950408889634)  # log2(e); a constexpr, so kernels may read it
 
 
 @triton.jit
@@ -21,6 +21,45 @@ def softplus(x):
     e = tl.exp(-tl.abs(x))
     lp = tl.where(e < 1e-4, e * (1.0 - 0.5 * e), tl.log(1.0 + e))
     return tl.maximum(x, 0.0) + lp
+
+
+TWO_PI_HI = tl.constexpr(6.28125)  # 2π split so that k·2π_hi is exact for |k| < 2^15
+TWO_PI_LO = tl.constexpr(0.0019353071795864769)
+
+
+@triton.jit
+def cos_sin(x, FAST: tl.constexpr):
+    """(cos x, sin x). FAST: reduce x to [-π, π] and use the SFU's approximations (absolute error
+    about 5e-7 there), as mamba_ssm's fast-math build does; else libdevice's accurate versions
+    (the interpreter's path: it cannot run inline assembly)."""
+    if FAST:
+        k = tl.floor(x * 0.15915494309189535 + 0.5)
+        r = x - k * TWO_PI_HI
+        r = r - k * TWO_PI_LO
+        c = tl.inline_asm_elementwise("cos.approx.f32 $0, $1;", "=r,r", [r], dtype=tl.float32,
+                                      is_pure=True, pack=1)
+        s = tl.inline_asm_elementwise("sin.approx.f32 $0, $1;", "=r,r", [r], dtype=tl.float32,
+                                      is_pure=True, pack=1)
+    else:
+        c = tl.cos(x)
+        s = tl.sin(x)
+    return c, s
+
+
+@triton.jit
+def _first_two(acc_v, acc_w, acc_f, cur_v, cur_w, cur_f):
+    # reverse scan: ``cur`` is the earlier segment; keep the first two values of cur ++ acc
+    take = cur_f > 0.5
+    return cur_v, tl.where(take, cur_w, acc_v), tl.where(take, cur_f, 1.0)
+
+
+@triton.jit
+def next_in_time(x, following):
+    """x shifted one step back along axis 1: out[:, t] = x[:, t + 1], and ``following``
+    (channels,) at the last step. A reverse scan, so the tile keeps its layout (time in-thread)."""
+    zero = x * 0.0
+    _v, w, f = tl.associative_scan((x, zero, zero), 1, _first_two, reverse=True)
+    return tl.where(f > 0.5, w, following[:, None])
 
 
 @triton.jit

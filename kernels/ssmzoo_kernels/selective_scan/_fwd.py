@@ -1,15 +1,20 @@
 """Forward selective-scan kernel: one program per (block of channels, batch element).
 
-The program keeps its channels' states, a (channels, d_state) tile (two for complex A), in
-registers and walks the sequence in chunks of ``BT`` steps. Within a chunk the recurrence
-h_t = a_t h_{t-1} + x_t is an associative scan over (a, x) pairs along time (log-depth instead of a
-sequential chain), and the state carried in from the previous chunk is applied afterwards:
-h_t = X_t + A_t h_in, with (A_t, X_t) the scanned pairs. B_t and C_t of a step are loaded once per
-program and shared by all its channels (the channels of one program always lie in one group).
+Layout (the point of the design): a program's tiles are (channels, time) with one channel per
+thread and a whole chunk of ``BT`` steps inside the thread (``BT`` = one 16-byte load of the input
+dtype). The d_state axis is walked by a loop unrolled at compile time, so that for every state n:
 
-The same kernel, with ``STORE_STATES`` and without ``WRITE_OUT``, recomputes the state at the start
-of every chunk for the backward pass (the only states ever written to memory: (batch, chunks,
-dim, d_state), never (batch, dim, length, d_state)).
+- a = exp2(Δ·A_n·log2 e) and x = coef·B_t,n·u are (channels, time) tiles;
+- the recurrence h_t = a_t h_{t-1} + x_t over the chunk is ``tl.associative_scan`` along an axis
+  that lies entirely in one thread, i.e. a sequential chain of multiply-adds with no shuffles;
+  the state carried in from the previous chunk is folded into x at the chunk's first step;
+- y += C_t,n·h accumulates in the thread (no reduction across threads).
+
+The carried state is a (channels, d_state) tile that also lives in one thread per channel; its
+columns are read and written with masks that the compiler resolves at compile time. B_t and C_t of
+a step are one broadcast load per program (every channel of a program lies in one B/C group).
+With ``STORE_STATES`` (and no ``WRITE_OUT``) the kernel instead writes the state at the start of
+every chunk, and the un-gated output y + D·u, for the backward pass.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ssmzoo_kernels.selective_scan._common import (
     cmul,
     combine_complex,
     combine_real,
+    cos_sin,
     load_dt,
     phi1_complex,
     phi1_real,
@@ -29,195 +35,198 @@ from ssmzoo_kernels.selective_scan._common import (
 
 
 @triton.jit
-def decay_and_input(
-    dt, u, A_re, A_im, A2, Bt_re, Bt_im, IS_COMPLEX: tl.constexpr, ZOH: tl.constexpr,
-):
-    """a = exp(ΔA) and x = coef·B_t·u for a (channels, d_state, time) tile.
+def column(T, offs, j):
+    """Column j of a (channels, k) tile whose k axis lies in one thread (resolved at compile time)."""
+    return tl.sum(tl.where(offs[None, :] == j, T, -0.0), axis=1)
 
-    dt, u: (channels, time); A_re, A_im, A2 = A_re·log2(e): (channels, d_state); Bt_re, Bt_im:
-    (channels or 1, d_state, time or 1). Returns (a_re, a_im, x_re, x_im); the imaginary parts
-    are 0-d placeholders for real A.
-    """
-    dt3 = dt[:, None, :]  # (channels, 1, time)
+
+@triton.jit
+def load_state_n(fix_ptr, var_base, bias_ptr, offs_d, mask_d, n, t, mask_t, dstate,
+                 VAR: tl.constexpr, IS_COMPLEX: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """B (or C) for state n over a chunk: (1, time) when variable, (channels, 1) when fixed; plus
+    the per-channel bias, broadcast to (channels, time). Complex parts come back as a pair; the
+    imaginary part is 0 for real A. Variable complex B is interleaved along time."""
+    CPLX: tl.constexpr = 2 if IS_COMPLEX else 1
+    im = 0.0
+    dn = (offs_d * dstate + n) * CPLX  # (channels,)
+    if VAR:
+        ptrs = var_base + t * CPLX  # var_base points at state n of this batch element and group
+        re = tl.load(ptrs, mask=mask_t, other=0.0).to(tl.float32)[None, :]  # (1, time)
+        if IS_COMPLEX:
+            im = tl.load(ptrs + 1, mask=mask_t, other=0.0).to(tl.float32)[None, :]
+        if HAS_BIAS:
+            re = re + tl.load(bias_ptr + dn, mask=mask_d, other=0.0)[:, None]
+            if IS_COMPLEX:
+                im = im + tl.load(bias_ptr + dn + 1, mask=mask_d, other=0.0)[:, None]
+    else:
+        re = tl.load(fix_ptr + dn, mask=mask_d, other=0.0)[:, None]  # (channels, 1)
+        if IS_COMPLEX:
+            im = tl.load(fix_ptr + dn + 1, mask=mask_d, other=0.0)[:, None]
+        if HAS_BIAS:
+            re = re + tl.load(bias_ptr + dn, mask=mask_d, other=0.0)[:, None]
+            if IS_COMPLEX:
+                im = im + tl.load(bias_ptr + dn + 1, mask=mask_d, other=0.0)[:, None]
+    return re, im
+
+
+@triton.jit
+def decay_input_n(dt, u, Ar, Ai, Bre, Bim, IS_COMPLEX: tl.constexpr, ZOH: tl.constexpr,
+                  FAST: tl.constexpr):
+    """For one state n: a = exp(ΔA_n) and x = coef·B·u, (channels, time) tiles (re, im pairs;
+    im parts are 0 for real A). Ar, Ai: (channels,)."""
     a_im = 0.0
     x_im = 0.0
     if IS_COMPLEX:
-        mag = tl.exp2(dt3 * A2[:, :, None])
-        ang = dt3 * A_im[:, :, None]  # (channels, d_state, time)
-        a_re = mag * tl.cos(ang)
-        a_im = mag * tl.sin(ang)
+        mag = tl.exp2(dt * (Ar * LOG2E)[:, None])
+        ang = dt * Ai[:, None]
+        cs, sn = cos_sin(ang, FAST)
+        a_re = mag * cs
+        a_im = mag * sn
         if ZOH:
-            pr, pi = phi1_complex(dt3 * A_re[:, :, None], ang, a_re, a_im)
-            br, bi = cmul(pr * dt3, pi * dt3, Bt_re, Bt_im)
-            u3 = u[:, None, :]
-            x_re = br * u3
-            x_im = bi * u3
+            pr, pi = phi1_complex(dt * Ar[:, None], ang, a_re, a_im)
+            br, bi = cmul(pr * dt, pi * dt, Bre, Bim)
+            x_re = br * u
+            x_im = bi * u
         else:
-            du3 = (dt * u)[:, None, :]
-            x_re = du3 * Bt_re
-            x_im = du3 * Bt_im
+            du = dt * u
+            x_re = du * Bre
+            x_im = du * Bim
     else:
-        a_re = tl.exp2(dt3 * A2[:, :, None])  # (channels, d_state, time)
+        a_re = tl.exp2(dt * (Ar * LOG2E)[:, None])
         if ZOH:
-            coef = phi1_real(dt3 * A_re[:, :, None], a_re) * dt3
-            x_re = coef * Bt_re * u[:, None, :]
+            x_re = phi1_real(dt * Ar[:, None], a_re) * dt * Bre * u
         else:
-            x_re = (dt * u)[:, None, :] * Bt_re
+            x_re = dt * u * Bre
     return a_re, a_im, x_re, x_im
 
 
 @triton.jit
-def load_bc(
-    fix_re, fix_im, var_base, bias_re, bias_im, t, mask_n, mask_t,
-    VAR: tl.constexpr, IS_COMPLEX: tl.constexpr, HAS_BIAS: tl.constexpr,
-):
-    """B_t (or C_t) for a chunk: (1, d_state, time) when variable, else the fixed (channels, d_state, 1).
-
-    A complex variable B is stored with real and imaginary parts interleaved along time.
-    """
-    im = 0.0
-    if VAR:
-        CPLX: tl.constexpr = 2 if IS_COMPLEX else 1
-        m = mask_n[:, None] & mask_t[None, :]
-        ptrs = var_base + t[None, :] * CPLX  # (d_state, time)
-        re = tl.load(ptrs, mask=m, other=0.0).to(tl.float32)[None, :, :]
-        if IS_COMPLEX:
-            im = tl.load(ptrs + 1, mask=m, other=0.0).to(tl.float32)[None, :, :]
-        if HAS_BIAS:
-            re = re + bias_re[:, :, None]  # (channels, d_state, time)
-            if IS_COMPLEX:
-                im = im + bias_im[:, :, None]
-    else:
-        re = fix_re[:, :, None]
-        if IS_COMPLEX:
-            im = fix_im[:, :, None]
-    return re, im
-
-
-@triton.jit
-def load_dn(ptr, dn, mask_dn, IS_COMPLEX: tl.constexpr):
-    """A (channels, d_state) tile of a contiguous (dim, d_state) tensor, real or complex (as pairs)."""
-    im = 0.0
-    re = tl.load(ptr + dn, mask=mask_dn, other=0.0).to(tl.float32)
+def scan_n(a_re, a_im, x_re, x_im, hin_re, hin_im, first, IS_COMPLEX: tl.constexpr):
+    """States of one chunk for one n: x at the first step gets a·h_in, then a sequential scan."""
+    h_im = 0.0
     if IS_COMPLEX:
-        im = tl.load(ptr + dn + 1, mask=mask_dn, other=0.0).to(tl.float32)
-    return re, im
+        ir, ii = cmul(a_re, a_im, hin_re[:, None], hin_im[:, None])
+        x_re = x_re + tl.where(first, ir, 0.0)
+        x_im = x_im + tl.where(first, ii, 0.0)
+        _pr, _pi, h_re, h_im = tl.associative_scan((a_re, a_im, x_re, x_im), 1, combine_complex)
+    else:
+        x_re = x_re + tl.where(first, a_re * hin_re[:, None], 0.0)
+        _p, h_re = tl.associative_scan((a_re, x_re), 1, combine_real)
+    return h_re, h_im
 
 
 @triton.jit
 def selective_scan_fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, dbias_ptr, Bb_ptr, Cb_ptr, h0_ptr,
-    out_ptr, last_ptr, ws_ptr,
-    dim, dstate, length, n_chunks,
+    out_ptr, last_ptr, ws_ptr, ypre_ptr,
+    dim, length, n_chunks,
     s_ub, s_ud, s_db, s_dd, s_zb, s_zd, s_ob, s_od,
     s_Bb, s_Bg, s_Bn, s_Cb, s_Cg, s_Cn, B_per_group, C_per_group,
-    IS_COMPLEX: tl.constexpr, B_VAR: tl.constexpr, C_VAR: tl.constexpr, HAS_D: tl.constexpr,
-    HAS_Z: tl.constexpr, HAS_DBIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    DSTATE: tl.constexpr, IS_COMPLEX: tl.constexpr, B_VAR: tl.constexpr, C_VAR: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_DBIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_BBIAS: tl.constexpr, HAS_CBIAS: tl.constexpr, HAS_H0: tl.constexpr,
     WRITE_OUT: tl.constexpr, STORE_LAST: tl.constexpr, STORE_STATES: tl.constexpr,
-    ZOH: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr, BT: tl.constexpr,
+    ZOH: tl.constexpr, FAST: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr,
+    BT: tl.constexpr,
 ):
     """Grid (cdiv(dim, BD), batch). Tensors (time stride 1): u, delta, z, out: (batch, dim, length);
     A, fixed B/C, B_bias, C_bias: contiguous (dim, d_state[, 2]); variable B/C: (batch, groups,
     d_state, length·(2 if complex)); h0, last: contiguous (batch, dim, d_state[, 2]); ws: contiguous
-    (batch, n_chunks, dim, d_state[, 2]), the state before each chunk.
+    (batch, n_chunks, dim, d_state[, 2]), the state before each chunk; ypre: contiguous
+    (batch, dim, length), y + D·u before the gate (written with ``STORE_STATES`` when z is given).
     """
     CPLX: tl.constexpr = 2 if IS_COMPLEX else 1
+    NEED_Y: tl.constexpr = WRITE_OUT or (STORE_STATES and HAS_Z)
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     offs_d = pid_d * BD + tl.arange(0, BD)
     offs_n = tl.arange(0, BN)
     offs_t = tl.arange(0, BT)
     mask_d = offs_d < dim
-    mask_n = offs_n < dstate
-    mask_dn = mask_d[:, None] & mask_n[None, :]
-    dn = (offs_d[:, None] * dstate + offs_n[None, :]) * CPLX  # (channels, d_state)
+    mask_dn = mask_d[:, None] & (offs_n < DSTATE)[None, :]
+    dn = (offs_d[:, None] * DSTATE + offs_n[None, :]) * CPLX  # (channels, d_state)
+    hdn = pid_b * dim * DSTATE * CPLX + dn
+    first = (offs_t == 0)[None, :]
 
-    A_re, A_im = load_dn(A_ptr, dn, mask_dn, IS_COMPLEX)
-    A2 = A_re * LOG2E
-    Bb_re, Bb_im = 0.0, 0.0
-    Cb_re, Cb_im = 0.0, 0.0
-    if HAS_BBIAS:
-        Bb_re, Bb_im = load_dn(Bb_ptr, dn, mask_dn, IS_COMPLEX)
-    if HAS_CBIAS:
-        Cb_re, Cb_im = load_dn(Cb_ptr, dn, mask_dn, IS_COMPLEX)
-    Bf_re, Bf_im = Bb_re, Bb_im
-    Cf_re, Cf_im = Cb_re, Cb_im
-    if not B_VAR:
-        Bf_re, Bf_im = load_dn(B_ptr, dn, mask_dn, IS_COMPLEX)
-        if HAS_BBIAS:
-            Bf_re += Bb_re
-            Bf_im += Bb_im
-    if not C_VAR:
-        Cf_re, Cf_im = load_dn(C_ptr, dn, mask_dn, IS_COMPLEX)
-        if HAS_CBIAS:
-            Cf_re += Cb_re
-            Cf_im += Cb_im
     dbias = 0.0
     if HAS_DBIAS:
         dbias = tl.load(dbias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
     Dv = 0.0
     if HAS_D:
         Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-
-    h_re = tl.zeros((BD, BN), tl.float32)
-    h_im = tl.zeros((BD, BN), tl.float32)
-    hdn = pid_b * dim * dstate * CPLX + dn  # (channels, d_state) offsets in (batch, dim, d_state)
+    H_re = tl.zeros((BD, BN), tl.float32)
+    H_im = tl.zeros((BD, BN), tl.float32)
     if HAS_H0:
-        h_re = tl.load(h0_ptr + hdn, mask=mask_dn, other=0.0).to(tl.float32)
+        H_re = tl.load(h0_ptr + hdn, mask=mask_dn, other=0.0).to(tl.float32)
         if IS_COMPLEX:
-            h_im = tl.load(h0_ptr + hdn + 1, mask=mask_dn, other=0.0).to(tl.float32)
+            H_im = tl.load(h0_ptr + hdn + 1, mask=mask_dn, other=0.0).to(tl.float32)
 
     u_base = u_ptr + pid_b * s_ub + offs_d[:, None] * s_ud  # (channels, 1)
     dl_base = delta_ptr + pid_b * s_db + offs_d[:, None] * s_dd
     z_base = z_ptr + pid_b * s_zb + offs_d[:, None] * s_zd
     o_base = out_ptr + pid_b * s_ob + offs_d[:, None] * s_od
+    yp_base = ypre_ptr + (pid_b * dim + offs_d[:, None]) * length
     gB = (pid_d * BD) // B_per_group
     gC = (pid_d * BD) // C_per_group
-    Bv_base = B_ptr + pid_b * s_Bb + gB * s_Bg + offs_n[:, None] * s_Bn  # (d_state, 1)
-    Cv_base = C_ptr + pid_b * s_Cb + gC * s_Cg + offs_n[:, None] * s_Cn
-    last_t = (offs_t == BT - 1)[None, None, :]
+    Bv_base = B_ptr + pid_b * s_Bb + gB * s_Bg
+    Cv_base = C_ptr + pid_b * s_Cb + gC * s_Cg
 
     for c in range(n_chunks):
         if STORE_STATES:
-            wdn = (pid_b * n_chunks + c) * dim * dstate * CPLX + dn
-            tl.store(ws_ptr + wdn, h_re, mask=mask_dn)
+            wdn = (pid_b * n_chunks + c) * dim * DSTATE * CPLX + dn
+            tl.store(ws_ptr + wdn, H_re, mask=mask_dn)
             if IS_COMPLEX:
-                tl.store(ws_ptr + wdn + 1, h_im, mask=mask_dn)
+                tl.store(ws_ptr + wdn + 1, H_im, mask=mask_dn)
         t = c * BT + offs_t
         mask_t = t < length
         mask_dt = mask_d[:, None] & mask_t[None, :]  # (channels, time)
         u = tl.load(u_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
-        raw, dt = load_dt(dl_base + t[None, :], mask_dt, dbias, HAS_DBIAS, SOFTPLUS)
-        Bt_re, Bt_im = load_bc(Bf_re, Bf_im, Bv_base, Bb_re, Bb_im, t, mask_n, mask_t,
-                               B_VAR, IS_COMPLEX, HAS_BBIAS)
-        a_re, a_im, x_re, x_im = decay_and_input(dt, u, A_re, A_im, A2, Bt_re, Bt_im,
-                                                 IS_COMPLEX, ZOH)
-        if IS_COMPLEX:
-            Pr, Pi, Xr, Xi = tl.associative_scan((a_re, a_im, x_re, x_im), 2, combine_complex)
-            hr = Xr + Pr * h_re[:, :, None] - Pi * h_im[:, :, None]  # (channels, d_state, time)
-            hi = Xi + Pr * h_im[:, :, None] + Pi * h_re[:, :, None]
-        else:
-            Pr, Xr = tl.associative_scan((a_re, x_re), 2, combine_real)
-            hr = Xr + Pr * h_re[:, :, None]  # (channels, d_state, time)
-        if WRITE_OUT:
-            Ct_re, Ct_im = load_bc(Cf_re, Cf_im, Cv_base, Cb_re, Cb_im, t, mask_n, mask_t,
-                                   C_VAR, IS_COMPLEX, HAS_CBIAS)
+        _raw, dt = load_dt(dl_base + t[None, :], mask_dt, dbias, HAS_DBIAS, SOFTPLUS)
+        y = tl.zeros((BD, BT), tl.float32)
+        Hn_re = H_re
+        Hn_im = H_im
+        for n in tl.static_range(DSTATE):
+            dnn = (offs_d * DSTATE + n) * CPLX
+            Ar = tl.load(A_ptr + dnn, mask=mask_d, other=0.0)
+            Ai = 0.0
             if IS_COMPLEX:
-                y = 2.0 * tl.sum(Ct_re * hr - Ct_im * hi, axis=1)  # (channels, time)
-            else:
-                y = tl.sum(Ct_re * hr, axis=1)  # (channels, time)
+                Ai = tl.load(A_ptr + dnn + 1, mask=mask_d, other=0.0)
+            Bre, Bim = load_state_n(B_ptr, Bv_base + n * s_Bn, Bb_ptr, offs_d, mask_d, n, t,
+                                    mask_t, DSTATE, B_VAR, IS_COMPLEX, HAS_BBIAS)
+            a_re, a_im, x_re, x_im = decay_input_n(dt, u, Ar, Ai, Bre, Bim, IS_COMPLEX, ZOH,
+                                                   FAST)
+            hin_im = 0.0
+            if IS_COMPLEX:
+                hin_im = column(H_im, offs_n, n)
+            h_re, h_im = scan_n(a_re, a_im, x_re, x_im, column(H_re, offs_n, n), hin_im, first,
+                                IS_COMPLEX)
+            if NEED_Y:
+                Cre, Cim = load_state_n(C_ptr, Cv_base + n * s_Cn, Cb_ptr, offs_d, mask_d, n, t,
+                                        mask_t, DSTATE, C_VAR, IS_COMPLEX, HAS_CBIAS)
+                if IS_COMPLEX:
+                    y += Cre * h_re - Cim * h_im
+                else:
+                    y += Cre * h_re
+            is_n = offs_n[None, :] == n
+            Hn_re = tl.where(is_n, column(h_re, offs_t, BT - 1)[:, None], Hn_re)
+            if IS_COMPLEX:
+                Hn_im = tl.where(is_n, column(h_im, offs_t, BT - 1)[:, None], Hn_im)
+        H_re = Hn_re
+        H_im = Hn_im
+        if NEED_Y:
+            if IS_COMPLEX:
+                y = 2.0 * y
             if HAS_D:
                 y += Dv[:, None] * u
-            if HAS_Z:
-                zv = tl.load(z_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
-                y = y * zv / (1.0 + tl.exp(-zv))
-            tl.store(o_base + t[None, :], y.to(out_ptr.dtype.element_ty), mask=mask_dt)
-        h_re = tl.sum(tl.where(last_t, hr, 0.0), axis=2)  # (channels, d_state)
-        if IS_COMPLEX:
-            h_im = tl.sum(tl.where(last_t, hi, 0.0), axis=2)
+            if STORE_STATES:
+                tl.store(yp_base + t[None, :], y.to(ypre_ptr.dtype.element_ty), mask=mask_dt)
+            if WRITE_OUT:
+                if HAS_Z:
+                    zv = tl.load(z_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
+                    y = y * zv / (1.0 + tl.exp(-zv))
+                tl.store(o_base + t[None, :], y.to(out_ptr.dtype.element_ty), mask=mask_dt)
 
     if STORE_LAST:
-        tl.store(last_ptr + hdn, h_re, mask=mask_dn)
+        tl.store(last_ptr + hdn, H_re, mask=mask_dn)
         if IS_COMPLEX:
-            tl.store(last_ptr + hdn + 1, h_im, mask=mask_dn)
+            tl.store(last_ptr + hdn + 1, H_im, mask=mask_dn)

@@ -8,6 +8,7 @@ around the two kernels, testable alone; ``SelectiveScanTritonFn`` only does the 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -21,31 +22,29 @@ from ssmzoo_kernels.selective_scan._fwd import selective_scan_fwd_kernel
 
 @dataclass(frozen=True)
 class KernelConfig:
-    """Tile sizes of one launch: channels per program, time steps per chunk, warps per program."""
+    """One launch's shape: channels per program, time steps per chunk (0: one 16-byte load of the
+    input dtype, so that a thread's chunk is one vector load), warps per program."""
 
     block_d: int
-    block_t: int
-    num_warps: int = 4
+    block_t: int = 0
+    num_warps: int = 1
 
 
 # Chosen on an H100 with benchmarks/gpu_selective_scan.py (see KERNEL_NOTES.md); any power-of-two
-# sizes are correct. block_d is further capped so that a program never straddles two B/C groups.
-FWD_CONFIG = {False: KernelConfig(8, 64, 4), True: KernelConfig(4, 64, 4)}  # by is_complex
-BWD_CONFIG = {False: KernelConfig(4, 32, 4), True: KernelConfig(2, 32, 4)}
+# sizes are correct. One channel per thread: block_d = 32 * num_warps. block_d is capped so that a
+# program never straddles two B/C groups.
+FWD_CONFIG = {False: KernelConfig(32, 0, 1), True: KernelConfig(32, 0, 1)}  # by is_complex
+BWD_CONFIG = {False: KernelConfig(32, 0, 1), True: KernelConfig(32, 0, 1)}
+MAX_D_STATE = 64  # the d_state loop is unrolled; states and gradient sums live in registers
 
 
-def _fit(cfg: KernelConfig, bn: int, block_d: int) -> tuple[int, int]:
-    """(block_d, block_t) shrunk so that a (channels, d_state, time) tile holds no more elements
-    than the config was tuned for at d_state 16 (larger d_state: fewer channels, then shorter
-    chunks)."""
-    budget = cfg.block_d * 16 * cfg.block_t
-    bd, bt = block_d, cfg.block_t
-    while bd * bn * bt > budget and (bd > 1 or bt > 16):
-        if bd > 1:
-            bd //= 2
-        else:
-            bt //= 2
-    return bd, bt
+def _fast() -> bool:
+    """The SFU's sin/cos (inline assembly) on a GPU; the interpreter runs libdevice's instead."""
+    return os.environ.get("TRITON_INTERPRET", "0") in ("", "0")
+
+
+def _block_t(cfg: KernelConfig, dtype: torch.dtype) -> int:
+    return cfg.block_t or max(2, 16 // torch.tensor([], dtype=dtype).element_size())
 
 
 def _pow2_divisor(k: int, cap: int) -> int:
@@ -97,7 +96,9 @@ class _Prepared:
 
     def block_d(self, cap: int) -> int:
         per_group = math.gcd(self.B_per_group, self.C_per_group)
-        return _pow2_divisor(per_group, cap) if per_group != self.dim else cap
+        if per_group != self.dim:
+            return _pow2_divisor(per_group, cap)
+        return min(cap, max(2, triton.next_power_of_2(self.dim)))
 
 
 def _time_contiguous(t: Tensor) -> Tensor:
@@ -145,13 +146,10 @@ def _var_strides(t: Tensor, var: bool) -> tuple[int, int, int]:
 
 
 def _launch_fwd(p: _Prepared, out: Tensor | None, last: Tensor | None, ws: Tensor | None,
-                cfg: KernelConfig) -> int:
+                ypre: Tensor | None, cfg: KernelConfig, block_t: int) -> int:
     """Run the forward kernel; returns the number of chunks (for ``ws``)."""
-    bn = max(2, triton.next_power_of_2(p.dstate))
-    bd, bt = _fit(cfg, bn, p.block_d(cfg.block_d))
-    if ws is not None:
-        bt = cfg.block_t  # the backward's chunks
-    n_chunks = triton.cdiv(p.length, bt)
+    bd = p.block_d(cfg.block_d)
+    n_chunks = triton.cdiv(p.length, block_t)
     if ws is not None and ws.shape[1] != n_chunks:
         raise RuntimeError(f"state workspace has {ws.shape[1]} chunks, the launch needs {n_chunks}")
     dummy = p.u
@@ -166,15 +164,17 @@ def _launch_fwd(p: _Prepared, out: Tensor | None, last: Tensor | None, ws: Tenso
         p.C_bias if p.C_bias is not None else dummy,
         p.h0 if p.h0 is not None else dummy, o,
         last if last is not None else dummy, ws if ws is not None else dummy,
-        p.dim, p.dstate, p.length, n_chunks,
+        ypre if ypre is not None else dummy,
+        p.dim, p.length, n_chunks,
         p.u.stride(0), p.u.stride(1), p.delta.stride(0), p.delta.stride(1),
         z.stride(0), z.stride(1), o.stride(0), o.stride(1),
         *_var_strides(p.B, p.B_var), *_var_strides(p.C, p.C_var), p.B_per_group, p.C_per_group,
-        IS_COMPLEX=p.is_complex, B_VAR=p.B_var, C_VAR=p.C_var, HAS_D=p.D is not None,
-        HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None, SOFTPLUS=p.softplus,
-        HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
+        DSTATE=p.dstate, IS_COMPLEX=p.is_complex, B_VAR=p.B_var, C_VAR=p.C_var,
+        HAS_D=p.D is not None, HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None,
+        SOFTPLUS=p.softplus, HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
         HAS_H0=p.h0 is not None, WRITE_OUT=out is not None, STORE_LAST=last is not None,
-        STORE_STATES=ws is not None, ZOH=p.zoh, BD=bd, BN=bn, BT=bt, num_warps=cfg.num_warps,
+        STORE_STATES=ws is not None, ZOH=p.zoh, FAST=_fast(), BD=bd,
+        BN=max(2, triton.next_power_of_2(p.dstate)), BT=block_t, num_warps=cfg.num_warps,
     )
     return n_chunks
 
@@ -191,7 +191,7 @@ def _fwd(p: _Prepared, return_last_state: bool, cfg: KernelConfig | None = None,
     last = None
     if return_last_state:
         last = torch.empty(_state_shape(p, p.batch), dtype=torch.float32, device=p.u.device)
-    _launch_fwd(p, out, last, None, cfg)
+    _launch_fwd(p, out, last, None, None, cfg, _block_t(cfg, p.u.dtype))
     return out, last
 
 
@@ -200,12 +200,12 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
     """Gradients in the kernels' layout (float32 partial sums over the batch still to be reduced)."""
     cfg = cfg or BWD_CONFIG[p.is_complex]
     dev = p.u.device
-    bn = max(2, triton.next_power_of_2(p.dstate))
-    bd, bt = _fit(cfg, bn, p.block_d(cfg.block_d))
+    bt = _block_t(cfg, p.u.dtype)
+    bd = p.block_d(cfg.block_d)
     n_chunks = triton.cdiv(p.length, bt)
     ws = torch.empty(_state_shape(p, p.batch, n_chunks), dtype=torch.float32, device=dev)
-    _launch_fwd(p, None, None, ws, KernelConfig(FWD_CONFIG[p.is_complex].block_d, bt,
-                                                FWD_CONFIG[p.is_complex].num_warps))
+    ypre = torch.empty(p.u.shape, dtype=p.u.dtype, device=dev) if p.z is not None else None
+    _launch_fwd(p, None, None, ws, ypre, FWD_CONFIG[p.is_complex], bt)
     dout = dout.contiguous()
     f32 = {"dtype": torch.float32, "device": dev}
     g = {
@@ -229,18 +229,20 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
         p.delta_bias if p.delta_bias is not None else dummy,
         p.B_bias if p.B_bias is not None else dummy,
         p.C_bias if p.C_bias is not None else dummy,
-        ws, dout, dlast.contiguous() if dlast is not None else dummy,
+        ws, ypre if ypre is not None else dummy, dout,
+        dlast.contiguous() if dlast is not None else dummy,
         g["u"], g["delta"], g["z"] if g["z"] is not None else dummy, g["A"],
         g["Bv"] if g["Bv"] is not None else dummy, g["Cv"] if g["Cv"] is not None else dummy,
         g["Bf"], g["Cf"], g["D"], g["delta_bias"], g["h0"],
-        p.dim, p.dstate, p.length, n_chunks,
+        p.dim, p.length, n_chunks,
         p.u.stride(0), p.u.stride(1), p.delta.stride(0), p.delta.stride(1),
         *((p.z.stride(0), p.z.stride(1)) if p.z is not None else (0, 0)),
         dout.stride(0), dout.stride(1),
         *_var_strides(p.B, p.B_var), *_var_strides(p.C, p.C_var), p.B_per_group, p.C_per_group,
-        IS_COMPLEX=p.is_complex, B_VAR=p.B_var, C_VAR=p.C_var, HAS_D=p.D is not None,
-        HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None, SOFTPLUS=p.softplus,
-        HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
-        HAS_DLAST=dlast is not None, ZOH=p.zoh, BD=bd, BN=bn, BT=bt, num_warps=cfg.num_warps,
+        DSTATE=p.dstate, IS_COMPLEX=p.is_complex, B_VAR=p.B_var, C_VAR=p.C_var,
+        HAS_D=p.D is not None, HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None,
+        SOFTPLUS=p.softplus, HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
+        HAS_DLAST=dlast is not None, ZOH=p.zoh, FAST=_fast(), BD=bd,
+        BN=max(2, triton.next_power_of_2(p.dstate)), BT=bt, num_warps=cfg.num_warps,
     )
     return g
