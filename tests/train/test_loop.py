@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -84,3 +86,48 @@ def test_errors_before_training(reg) -> None:
             run("tiny", TASK, train={"device": "cuda"}, registry=reg)
     with pytest.raises(ConfigError, match="batch_size 1000 exceeds"):
         run("tiny", TASK, train={"batch_size": 1000}, registry=reg)
+
+
+def test_optimizer_reads_parameter_hints(reg) -> None:
+    from ssmzoo.train.loop import make_optimizer
+
+    model = reg.build_model("regressor(mixer=tiny, d_model=8)")
+    slow = model.stack.layers[0].past.weight
+    slow._ssmzoo_optim = {"lr_scale": 0.1, "weight_decay": 0.0}
+    opt = make_optimizer(model, TrainConfig(lr=1e-2, weight_decay=0.3))
+    by_param = {id(p): g for g in opt.param_groups for p in g["params"]}
+    assert by_param[id(slow)]["peak_lr"] == pytest.approx(1e-3)
+    assert by_param[id(slow)]["weight_decay"] == 0.0
+    fast = model.stack.layers[0].now.weight
+    assert by_param[id(fast)]["peak_lr"] == pytest.approx(1e-2)
+    assert by_param[id(fast)]["weight_decay"] == pytest.approx(0.3)
+    assert by_param[id(model.dec.bias)]["weight_decay"] == 0.0  # vectors: no decay
+
+
+def test_padded_splits_pass_lengths_to_the_model(reg) -> None:
+    from ssmzoo.tasks import ClassificationTask, Split
+    from ssmzoo.train import fit
+
+    class Padded(ClassificationTask):
+        def head(self):
+            return {"n_classes": 2, "vocab_size": 5}
+
+        def _make(self, split, seed):
+            g = torch.Generator().manual_seed(seed)
+            return Split(torch.randint(1, 5, (32, 6), generator=g), torch.randint(0, 2, (32,)),
+                         torch.randint(1, 7, (32,), generator=g))
+
+    seen = []
+    model = reg.build_model("classifier(mixer=tiny, n_classes=2, vocab_size=5, d_model=4)")
+    inner = model.forward
+    model.forward = lambda x, lengths=None: (seen.append(lengths), inner(x))[1]
+    res = fit(model, Padded(), TrainConfig(steps=2, batch_size=8, eval_every=0))
+    assert res.status == "ok" and seen and all(s is not None and s.shape == (8,) for s in seen)
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_autocast(reg) -> None:
+    res, _ = run("tiny", TASK, train={"steps": 5, "batch_size": 16, "device": "cuda"},
+                 registry=reg)
+    assert res.status == "ok" and next(res.model.parameters()).is_cuda
+    assert math.isfinite(res.val["mse"])
