@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         bar.start()
 
     def progress(step: int, loss: float) -> None:
-        if bar is not None:
+        if bar is not None and task_id is not None:
             bar.update(task_id, completed=step, loss=f"loss {loss:.4g}")
 
     try:
@@ -92,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.stop()
     if args.save and result.model is not None:
-        result.model.save(args.save)
+        save = getattr(result.model, "save", None)
+        if not callable(save):
+            raise ConfigError(f"--save: {resolved['model']} has no save() method")
+        save(args.save)
     if args.json:
         print(json.dumps({**result.to_dict(), "config": resolved}, default=str))
         return 0 if result.status == "ok" else 2

@@ -135,10 +135,10 @@ class Store:
         row["finished_at"] = record.get("finished_at") or time.time()
         cols = list(row)
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "key")
-        with self._tx() as c:
-            c.execute(f"INSERT INTO cells({', '.join(cols)}) VALUES({', '.join('?' * len(cols))}) "
-                      f"ON CONFLICT(key) DO UPDATE SET {updates}, attempts = cells.attempts + 1",
-                      [row[c] for c in cols])
+        with self._tx() as conn:
+            conn.execute(f"INSERT INTO cells({', '.join(cols)}) VALUES({', '.join('?' * len(cols))}) "
+                         f"ON CONFLICT(key) DO UPDATE SET {updates}, attempts = cells.attempts + 1",
+                         [row[c] for c in cols])
 
     def rows(self, keys: list[str] | None = None) -> list[dict[str, Any]]:
         """Recorded cells as dicts (JSON columns decoded), in plan order when ``keys`` is given."""

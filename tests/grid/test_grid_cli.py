@@ -78,11 +78,15 @@ def test_ray_executor_without_ray_says_how_to_install(tmp_path, capsys, monkeypa
     assert not (tmp_path / "o").exists()
 
 
-def test_train_prints_a_final_metrics_line(capsys) -> None:
+def test_train_prints_a_final_metrics_line(capsys, tmp_path) -> None:
+    import ssmzoo
+
     code = main(["train", "s4d", "--task", TASK, "--steps", "3", "--batch-size", "8",
-                 "--model", "d_model=4", "--quiet"])
+                 "--model", "d_model=4", "--quiet", "--save", str(tmp_path / "m")])
     out = capsys.readouterr().out
     assert code == 0 and "ok after 3 steps" in out and "test: loss=" in out and "rel_error=" in out
+    model = ssmzoo.load(tmp_path / "m")
+    assert model.ssmzoo_spec.startswith("regressor(mixer=s4d")
     assert main(["train", "s4d", "--task", TASK, "--model", "d_modle=4", "--quiet"]) == 1
     assert "did you mean 'd_model'" in capsys.readouterr().err
 
