@@ -39,6 +39,10 @@ def run_cell(cell: dict[str, Any], *, grid: str = "", device: str | None = None,
              progress: Callable[[int, float], None] | None = None) -> dict[str, Any]:
     """Train one cell (``Cell.to_dict()``); return the row to store. Never raises for a failed run:
     an exception becomes ``status="failed"`` with its message and traceback tail.
+
+    A task with a ``run_cell(variant, *, model, train, seed, progress, registry)`` method (a
+    measurement rather than a training run) runs the cell itself and returns what
+    :func:`ssmzoo.train.run` returns: ``(TrainResult, resolved config)``.
     """
     from ssmzoo.train import TrainConfig, run
 
@@ -58,10 +62,14 @@ def run_cell(cell: dict[str, Any], *, grid: str = "", device: str | None = None,
         reg = registry or get_registry()
         task = reg.build_task(cell["task"])
         record.update(metric=task.metric, higher_is_better=int(task.higher_is_better))
-        result, resolved = run(cell["variant"], task, model=cell["model"],
-                               train=TrainConfig.from_dict(train), seed=cell["seed"],
-                               progress=progress, registry=reg, strict=False)
-        record["config"].update(model=resolved["model"], train=resolved["train"])
+        # a task that is a measurement rather than a training run brings its own cell
+        runner = getattr(task, "run_cell", None) or (lambda variant, **kw: run(
+            variant, task, strict=False, **kw))
+        result, resolved = runner(cell["variant"], model=cell["model"],
+                                  train=TrainConfig.from_dict(train), seed=cell["seed"],
+                                  progress=progress, registry=reg)
+        record["config"].update(model=resolved.get("model", cell["model_spec"]),
+                                train=resolved.get("train", train))
         record.update(status=result.status, val=result.val, test=result.test,
                       history=result.history, error=result.error or None, steps=result.steps,
                       n_params=result.n_params, wall_time=result.wall_time)

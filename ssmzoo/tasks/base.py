@@ -25,6 +25,10 @@ classifier   token ids (b, l) or features (b, l,   logits (b, n_classes)   class
 regressor    features (b, l, d_input) float        values (b, d_output)    values (b, d_output)
 ===========  ====================================  ======================  =====================
 
+A task that is a measurement rather than a training run (a gradient probe, an evaluation sweep)
+may define ``run_cell(variant, *, model, train, seed, progress, registry) -> (TrainResult,
+resolved)``; the grid runner then calls it instead of the training loop.
+
 Synthetic tasks generate their splits from the seed (the same seed gives the same data, whatever
 the model); the loaders read files and use the seed only to shuffle or subsample.
 """

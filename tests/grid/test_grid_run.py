@@ -111,3 +111,39 @@ def test_status_counts_pending_cells(tiny_registry, write_grid, tmp_path) -> Non
     store.set_meta(name=cfg.name, plan=[c.key for c in cfg.cells])
     assert "0/24 cells recorded" in status_text(tmp_path / "half")
     assert "pending  24" in status_text(tmp_path / "half")
+
+
+def test_a_task_may_run_its_own_cell(tiny_registry, write_grid, tmp_path) -> None:
+    from ssmzoo.registry import Registry
+    from ssmzoo.tasks.functions import MemoryScale
+    from ssmzoo.train import TrainResult
+
+    class Probe(MemoryScale):
+        """A measurement: no training, one number per cell.
+
+        Args:
+            scale: what the measurement returns.
+        """
+
+        metric = "probe"
+
+        def __init__(self, scale: float = 2.0):
+            super().__init__(seq_len=4, n_train=8)
+            self.scale = scale
+
+        def run_cell(self, variant, *, model, train, seed, progress, registry):
+            assert isinstance(registry, Registry) and train.steps == 6
+            return (TrainResult("ok", 0, val={"probe": self.scale * (seed + 1)}),
+                    {"model": f"probe of {variant}"})
+
+    tiny_registry.task("probe", Probe)
+    try:
+        path = write_grid(GRID.replace(f'tasks = ["{FAST_TASK}", "{TOKEN_TASK}"]',
+                                       'tasks = ["probe(scale=3.0)"]').replace('"broken"', ''))
+        run_grid(str(path), out=tmp_path / "p", registry=tiny_registry, progress=False)
+    finally:
+        tiny_registry._tasks.pop("probe")
+    rows = Store(tmp_path / "p").rows()
+    assert {r["val"]["probe"] for r in rows} == {3.0, 6.0}
+    assert all(r["status"] == "ok" and r["config"]["model"].startswith("probe of tiny")
+               for r in rows)
