@@ -3,7 +3,8 @@
 The sequence is cut into chunks of ``chunk_size`` steps, processed one after the other, so that
 memory is O(batch·dim·d_state·chunk_size) and not O(batch·dim·d_state·length). Inside a chunk the
 steps are grouped into J sub-blocks of q = ``block_size`` steps (chunk_size = J·q), laid out as
-(batch, q, J, dim, d_state) so that step i of every sub-block is one contiguous slice, and:
+(batch, q, J, d_state, dim) so that step i of every sub-block is one contiguous slice and dim is
+innermost (broadcasts and the sum over d_state vectorise), and:
 
 1. every step's decay Ā_t = exp(Δ_t A) and input B̄_t u_t are formed at once;
 2. all J sub-blocks are scanned together from a zero state (q vectorised multiply-adds), which
@@ -43,85 +44,86 @@ BLOCK_SIZE = 16
 LOG2E = 1.4426950408889634
 
 
-def _decay(dt: Tensor, A: Tensor) -> Tensor:
-    """exp(dt ⊗ A): (..., dim) with (dim, n) -> (..., dim, n), real or complex, via exp2."""
-    mag = torch.exp2(dt[..., None] * (A.real * LOG2E))  # (..., dim, n)
-    return torch.polar(mag, dt[..., None] * A.imag) if A.is_complex() else mag
+def _decay(dt: Tensor, AT: Tensor) -> Tensor:
+    """exp(Δ A) for Δ (..., 1, dim) and Aᵀ (n, dim) -> (..., n, dim), real or complex, via exp2."""
+    mag = torch.exp2(dt * (AT.real * LOG2E))  # (..., n, dim)
+    return torch.polar(mag, dt * AT.imag) if AT.is_complex() else mag
 
 
 def _contract(h: Tensor, C: Tensor) -> Tensor:
-    """Σ_n h·C over the last axis, or 2·Re of it for complex states; (b, J, g, r, n) -> (b, J, d).
+    """Σ_n h·C over axis 2, or 2·Re of it for complex states: (b, J, n, g, r) -> (b, J, g·r).
 
     For complex states only the real part is formed: Re(h·C) = h.re·C.re - h.im·C.im.
     """
     if h.is_complex():
-        sign = torch.tensor([2.0, -2.0], dtype=h.real.dtype, device=h.device)
-        y = (torch.view_as_real(h) * (torch.view_as_real(C) * sign)).sum((-1, -2))
+        y = 2 * (h.real * C.real - h.imag * C.imag).sum(2)
     else:
-        y = (h * C).sum(-1)
+        y = (h * C).sum(2)
     return rearrange(y, "b j g r -> b j (g r)")
 
 
 def _time_major(X: Tensor, cplx: bool, dtype: torch.dtype) -> Tensor:
-    """Variable/grouped B or C -> (batch, length, groups, d_state), complex when A is complex."""
+    """Variable/grouped B or C -> (batch, length, d_state, groups), complex when A is complex."""
     X = interleaved_to_complex(X, dtype) if cplx else X.to(dtype)
     if X.dim() == 3:
-        return rearrange(X, "b n l -> b l 1 n")  # (batch, length, 1, d_state)
-    return rearrange(X, "b g n l -> b l g n")  # (batch, length, groups, d_state)
+        return rearrange(X, "b n l -> b l n 1")  # (batch, length, d_state, 1)
+    return rearrange(X, "b g n l -> b l n g")  # (batch, length, d_state, groups)
 
 
-def _chunk(h0: Tensor, dt: Tensor, u: Tensor, A: Tensor, Bv: Tensor | None, Bf: Tensor | None,
-           Cv: Tensor | None, Cf: Tensor | None, q: int, zoh: bool) -> tuple[Tensor, Tensor]:
+def _chunk(h0: Tensor, dt: Tensor, u: Tensor, AT: Tensor, Bv: Tensor | None,
+           BfT: Tensor | None, Cv: Tensor | None, CfT: Tensor | None, q: int,
+           zoh: bool) -> tuple[Tensor, Tensor]:
     """One chunk of T = J·q steps from state h0; returns y (batch, T, dim) and the last state.
 
-    h0: (batch, dim, n); dt, u: (batch, T, dim); A: (dim, n); Bv, Cv: (batch, T, groups, n) or
-    None; Bf, Cf: (dim, n) or None (the step-independent part, biases included). Works in the
-    layout (batch, q, J, dim, n), so that step i of every sub-block is one contiguous slice.
+    h0: (batch, n, dim); dt, u: (batch, T, dim); AT: (n, dim); Bv, Cv: (batch, T, n, groups) or
+    None; BfT, CfT: (n, dim) or None (the step-independent part, biases included). Works in the
+    layout (batch, q, J, n, dim): step i of every sub-block is one contiguous slice, and dim,
+    the longest axis, is the innermost, so that broadcasts and the sum over n vectorise.
     """
-    dtr = rearrange(dt, "b (j i) d -> b i j d", i=q).contiguous()  # (b, q, J, d)
-    ur = rearrange(u, "b (j i) d -> b i j d", i=q)  # (b, q, J, d)
-    decay = _decay(dtr, A)  # (b, q, J, d, n)
-    cu = (dtr * ur)[..., None]  # (b, q, J, d, 1)
+    dtr = rearrange(dt, "b (j i) d -> b i j 1 d", i=q).contiguous()  # (b, q, J, 1, d)
+    ur = rearrange(u, "b (j i) d -> b i j 1 d", i=q)  # (b, q, J, 1, d)
+    decay = _decay(dtr, AT)  # (b, q, J, n, d)
+    cu = dtr * ur  # (b, q, J, 1, d)
     if zoh:
-        cu = cu * phi1(dtr[..., None] * A)  # (b, q, J, d, n)
+        cu = cu * phi1(dtr * AT)  # (b, q, J, n, d)
 
     x: Tensor | None = None
     if Bv is not None:
-        g = Bv.shape[2]
-        Bt = rearrange(Bv, "b (j i) g n -> b i j g 1 n", i=q)  # (b, q, J, g, 1, n)
-        cu6 = rearrange(cu, "b i j (g r) n -> b i j g r n", g=g)
-        x = rearrange(cu6 * Bt, "b i j g r n -> b i j (g r) n")  # (b, q, J, d, n)
-    if Bf is not None:
-        x = cu * Bf if x is None else x + cu * Bf  # (b, q, J, d, n)
+        g = Bv.shape[3]
+        Bt = rearrange(Bv, "b (j i) n g -> b i j n g 1", i=q)  # (b, q, J, n, g, 1)
+        cu6 = rearrange(cu, "b i j n (g r) -> b i j n g r", g=g)
+        x = rearrange(cu6 * Bt, "b i j n g r -> b i j n (g r)")  # (b, q, J, n, d)
+    if BfT is not None:
+        x = cu * BfT if x is None else x + cu * BfT  # (b, q, J, n, d)
     assert x is not None
-    xs, decays = x.unbind(1), decay.unbind(1)  # q x (b, J, d, n)
+    xs, decays = x.unbind(1), decay.unbind(1)  # q x (b, J, n, d)
 
     # 2. every sub-block scanned from a zero state, all at once: its local end state
     h_end = xs[0]
     for i in range(1, q):
-        h_end = torch.addcmul(xs[i], decays[i], h_end)  # (b, J, d, n)
+        h_end = torch.addcmul(xs[i], decays[i], h_end)  # (b, J, n, d)
     # 3. the sub-block recurrence: states entering each sub-block, and the chunk's last state;
     #    a sub-block's decay is exp((Σ_i Δ_i) A), since A does not depend on the step
-    P_end = _decay(dtr.sum(1), A)  # (b, J, d, n)
+    P_end = _decay(dtr.sum(1), AT)  # (b, J, n, d)
     H = h0
     H_in = []
-    for h_e, P_e in zip(h_end.unbind(1), P_end.unbind(1)):  # J x (b, d, n)
+    for h_e, P_e in zip(h_end.unbind(1), P_end.unbind(1)):  # J x (b, n, d)
         H_in.append(H)
-        H = torch.addcmul(h_e, P_e, H)  # (b, d, n)
+        H = torch.addcmul(h_e, P_e, H)  # (b, n, d)
     # 4. every sub-block scanned again from its true entering state, contracted with C per step
-    #    (while the step's states are in cache; a multiply and a sum beat a batched matvec here)
-    g = Cv.shape[2] if Cv is not None else 1
-    Cf6 = rearrange(Cf, "(g r) n -> g r n", g=g) if Cf is not None else None
-    Cs = (rearrange(Cv, "b (j i) g n -> b i j g 1 n", i=q).unbind(1) if Cv is not None
-          else [None] * q)  # q x (b, J, g, 1, n)
-    h = torch.stack(H_in, dim=1)  # (b, J, d, n)
+    #    while the step's states are in cache
+    g = Cv.shape[3] if Cv is not None else 1
+    Cf6 = rearrange(CfT, "n (g r) -> n g r", g=g) if CfT is not None else None
+    Cs = (rearrange(Cv, "b (j i) n g -> b i j n g 1", i=q).unbind(1) if Cv is not None
+          else [None] * q)  # q x (b, J, n, g, 1)
+    h = torch.stack(H_in, dim=1)  # (b, J, n, d)
     ys = []
     for i in range(q):
-        h = torch.addcmul(xs[i], decays[i], h)  # (b, J, d, n)
+        h = torch.addcmul(xs[i], decays[i], h)  # (b, J, n, d)
         Ci = Cs[i] if Cf6 is None else (Cf6 if Cs[i] is None else Cs[i] + Cf6)
-        ys.append(_contract(rearrange(h, "b j (g r) n -> b j g r n", g=g), Ci))  # (b, J, d)
+        ys.append(_contract(rearrange(h, "b j n (g r) -> b j n g r", g=g), Ci))  # (b, J, d)
     y = torch.stack(ys, dim=1)  # (b, q, J, d)
-    return rearrange(y, "b i j d -> b (j i) d"), H  # (b, T, d), (b, d, n)
+    return rearrange(y, "b i j d -> b (j i) d"), H  # (b, T, d), (b, n, d)
 
 
 def selective_scan_chunked(
@@ -151,20 +153,20 @@ def selective_scan_chunked(
         dt = dt + delta_bias.to(real)[:, None]
     if delta_softplus:
         dt = F.softplus(dt)
-    A_ = A.to(state_dtype)
-    Bv = _time_major(B, cplx, real) if B.dim() > 2 else None  # (b, L, g, n)
-    Cv = _time_major(C, cplx, real) if C.dim() > 2 else None  # (b, L, g, n)
-    Bf = _fixed_part(B, B_bias, state_dtype)
-    Cf = _fixed_part(C, C_bias, state_dtype)
+    AT = rearrange(A.to(state_dtype), "d n -> n d").contiguous()  # (n, d)
+    Bv = _time_major(B, cplx, real) if B.dim() > 2 else None  # (b, L, n, g)
+    Cv = _time_major(C, cplx, real) if C.dim() > 2 else None  # (b, L, n, g)
+    BfT = _fixed_part(B, B_bias, state_dtype)  # (n, d)
+    CfT = _fixed_part(C, C_bias, state_dtype)  # (n, d)
     dt_t = rearrange(dt, "b d l -> b l d")  # (b, L, d)
     u_t = rearrange(uf, "b d l -> b l d")  # (b, L, d)
     if Lp != L:
         pad = (0, 0, 0, Lp - L)
         dt_t, u_t = F.pad(dt_t, pad), F.pad(u_t, pad)  # (b, Lp, d)
-        Bv = F.pad(Bv, (0, 0) + pad) if Bv is not None else None  # (b, Lp, g, n)
-        Cv = F.pad(Cv, (0, 0) + pad) if Cv is not None else None  # (b, Lp, g, n)
-    h = (initial_state.to(state_dtype) if initial_state is not None
-         else torch.zeros(b, d, n, dtype=state_dtype, device=u.device))
+        Bv = F.pad(Bv, (0, 0) + pad) if Bv is not None else None  # (b, Lp, n, g)
+        Cv = F.pad(Cv, (0, 0) + pad) if Cv is not None else None  # (b, Lp, n, g)
+    h = (rearrange(initial_state.to(state_dtype), "b d n -> b n d") if initial_state is not None
+         else torch.zeros(b, n, d, dtype=state_dtype, device=u.device))  # (b, n, d)
 
     step = J * q
     # recompute chunks in the backward only when there are several: a single chunk's saved
@@ -175,9 +177,9 @@ def selective_scan_chunked(
     ys = []
     for c0 in range(0, Lp, step):
         c1 = min(c0 + step, Lp)
-        args = (h, dt_t[:, c0:c1], u_t[:, c0:c1], A_,
-                Bv[:, c0:c1] if Bv is not None else None, Bf,
-                Cv[:, c0:c1] if Cv is not None else None, Cf, q, discretization == "zoh")
+        args = (h, dt_t[:, c0:c1], u_t[:, c0:c1], AT,
+                Bv[:, c0:c1] if Bv is not None else None, BfT,
+                Cv[:, c0:c1] if Cv is not None else None, CfT, q, discretization == "zoh")
         if use_ckpt:
             y_c, h = checkpoint(_chunk, *args, use_reentrant=False)
         else:
@@ -190,12 +192,13 @@ def selective_scan_chunked(
     if z is not None:
         y = y * F.silu(z.to(real))
     out = y.to(u.dtype)
-    return (out, h) if return_last_state else out
+    return (out, rearrange(h, "b n d -> b d n")) if return_last_state else out
 
 
 def _fixed_part(X: Tensor, bias: Tensor | None, dtype: torch.dtype) -> Tensor | None:
-    """The step-independent part of B or C: the fixed matrix and/or the bias, (dim, d_state)."""
+    """The step-independent part of B or C (fixed matrix and/or bias), transposed: (d_state, dim)."""
     parts = [t.to(dtype) for t in ((X if X.dim() == 2 else None), bias) if t is not None]
     if not parts:
         return None
-    return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+    total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+    return rearrange(total, "d n -> n d").contiguous()
