@@ -99,3 +99,18 @@ def test_quickstart_validates_against_the_installed_zoo() -> None:
     assert len(cfg.seeds) == 2 and "sdigits" in cfg.tasks
     assert {"s4d", "s6", "b2s6", "b2s6-nobias", "mamba2"} >= set(cfg.variants)
     assert len(cfg.variants) >= 3
+
+
+@pytest.mark.parametrize("name", sorted(builtin_grids()))
+def test_every_builtin_grid_validates(name: str) -> None:
+    from ssmzoo.registry import get_registry
+
+    registry = get_registry()
+    try:  # the reproduction tasks, in case their plugin is not installed as an entry point
+        from ssmzoo.repro._plugin import ensure_registered
+    except ImportError:
+        pass
+    else:
+        registry = ensure_registered(registry)
+    cfg = load_grid(name, registry=registry)
+    assert cfg.cells and cfg.name
