@@ -38,6 +38,12 @@ def _grid(plt: Any, n: int) -> tuple[Any, list[Any]]:
     return fig, flat[:n]
 
 
+def _wrap(title: str, width: int = 60) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width)) or title
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
 
@@ -54,7 +60,7 @@ def plot_by_variant(rows: list[dict[str, Any]], path: Path) -> Path:
         ax.bar(range(len(gs)), [g["mean"] for g in gs], yerr=[g["std"] for g in gs], capsize=3,
                color="tab:blue", alpha=0.8)
         ax.set_xticks(range(len(gs)), labels, rotation=30, ha="right", fontsize=8)
-        ax.set_title(task, fontsize=9)
+        ax.set_title(_wrap(task), fontsize=8)
         ax.set_ylabel(gs[0]["metric"] or "metric")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -85,7 +91,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> Path:
         for label, points in curves.items():
             steps = sorted(points)
             ax.plot(steps, [statistics.fmean(points[s]) for s in steps], marker=".", label=label)
-        ax.set_title(task, fontsize=9)
+        ax.set_title(_wrap(task), fontsize=8)
         ax.set_xlabel("step")
         ax.set_ylabel(f"val {metric or 'metric'}")
         if curves:
@@ -124,7 +130,7 @@ def plot_sweep(rows: list[dict[str, Any]], key: str, path: Path) -> Path:
                 ax.set_xticks(pos, [str(x) for x in xs])
             elif all(x > 0 for x in xs) and max(xs) / min(xs) >= 20:
                 ax.set_xscale("log")
-        ax.set_title(task, fontsize=9)
+        ax.set_title(_wrap(task), fontsize=8)
         ax.set_xlabel(key)
         ax.set_ylabel(metric or "metric")
         if lines:
