@@ -237,9 +237,15 @@ def state_passing_bwd(dstates: torch.Tensor, states: torch.Tensor, final: torch.
     return dinit, dend.sum(-1)
 
 
-def dx_db(x, dy, B, C, dt, cum, dstates, D):
+def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
+          cum: torch.Tensor, dstates: torch.Tensor, D: torch.Tensor | None
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """dx (x's dtype), dB (float32), d(dt) from dt x and B . dB per head (batch, heads, nchunks,
-    Q) float32, and dD (D's shape, float32) or None."""
+    Q) float32, and dD (D's shape, float32) or None.
+
+    x, dy: (batch, length, heads, headdim); B, C: (batch, length, groups, d_state); dt, cum:
+    (batch, heads, nchunks, Q); dstates: dS, (batch, nchunks, heads, headdim, d_state).
+    """
     bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     nc, Q = cum.shape[2], cum.shape[3]
@@ -274,9 +280,10 @@ def dx_db(x, dy, B, C, dt, cum, dstates, D):
     return dx, dB, ddt, ddab, dD
 
 
-def dc(x, dy, B, C, dt, cum, states):
+def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
+       cum: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """dC (batch, length, groups, d_state) float32, and C . dC per head (batch, heads, nchunks,
-    Q) float32."""
+    Q) float32. states: the state entering each chunk, (batch, nchunks, heads, headdim, d_state)."""
     bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     nc, Q = cum.shape[2], cum.shape[3]
@@ -301,7 +308,8 @@ def dc(x, dy, B, C, dt, cum, states):
 
 def dt_bwd(ddt: torch.Tensor, dcum: torch.Tensor, dt_proc: torch.Tensor, dt: torch.Tensor,
            A: torch.Tensor, dt_bias: torch.Tensor | None, softplus: bool,
-           limit: tuple[float, float]):
+           limit: tuple[float, float]
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Gradients of dt (dt's dtype), A (float32) and dt_bias (float32) from the gradients of the
     processed dt and of the cumulative log-decays, both (batch, heads, nchunks, Q)."""
     L = dt.shape[1]

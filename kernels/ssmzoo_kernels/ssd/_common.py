@@ -17,8 +17,6 @@ import os
 import torch
 import triton
 
-_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
 
 def interpreting() -> bool:
     """Whether Triton runs in its CPU interpreter (TRITON_INTERPRET=1)."""

@@ -4,12 +4,19 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from ssmzoo_kernels.ssd import _bwd, _fwd
 
 
-def ssd_fwd(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, dt_softplus, dt_limit):
-    """Every forward tensor: out, ypre (or None), dt_proc, cum, states, final (float32)."""
+def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int,
+            D: Tensor | None, z: Tensor | None, dt_bias: Tensor | None,
+            initial_states: Tensor | None, dt_softplus: bool, dt_limit: tuple[float, float]
+            ) -> tuple[Tensor, Tensor | None, Tensor, Tensor, Tensor, Tensor]:
+    """Every forward tensor: out (batch, length, heads, headdim), the output before the gate (or
+    None), dt and its within-chunk cumsum (batch, heads, nchunks, Q), the state entering each
+    chunk (batch, nchunks, heads, headdim, d_state) and the final state (batch, heads, headdim,
+    d_state), all float32 but out."""
     dt_proc, cum = _fwd.dt_cumsum(dt, A, dt_bias, chunk_size, dt_softplus, dt_limit)
     states = _fwd.chunk_state(x, B, dt_proc, cum, mode=0)
     final = _fwd.state_passing(states, cum, initial_states)
@@ -17,9 +24,11 @@ def ssd_fwd(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, dt_softpl
     return out, ypre, dt_proc, cum, states, final
 
 
-def ssd_bwd(dout, dfinal, x, dt, A, B, C, D, z, dt_bias, ypre, dt_proc, cum, states, final,
-            dt_softplus, dt_limit):
-    """Gradients of x, dt, A, B, C, D, z, dt_bias and the initial states."""
+def ssd_bwd(dout: Tensor, dfinal: Tensor | None, x: Tensor, dt: Tensor, A: Tensor, B: Tensor,
+            C: Tensor, D: Tensor | None, z: Tensor | None, dt_bias: Tensor | None,
+            ypre: Tensor | None, dt_proc: Tensor, cum: Tensor, states: Tensor, final: Tensor,
+            dt_softplus: bool, dt_limit: tuple[float, float]) -> tuple[Tensor | None, ...]:
+    """Gradients of x, dt, A, B, C, D, z, dt_bias and the initial states (None where absent)."""
     dz = None
     if z is not None:
         zf = z.float()
