@@ -74,8 +74,15 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}" if 1e-2 <= a < 1e3 else f"{x:.3g}" if a else "0"
 
 
+def _pm(mean: float, std: float) -> str:
+    """``mean ± std`` with the same decimals for both where the mean reads well with three."""
+    if math.isfinite(mean) and math.isfinite(std) and 1e-2 <= abs(mean) < 1e3:
+        return f"{mean:.3f} ± {std:.3f}"
+    return f"{_fmt(mean)} ± {_fmt(std)}"
+
+
 def _cell_text(g: dict[str, Any]) -> str:
-    text = f"{_fmt(g['mean'])} ± {_fmt(g['std'])}" if g["values"] else "—"
+    text = _pm(g["mean"], g["std"]) if g["values"] else "—"
     bad = {k: v for k, v in g["status"].items() if k != "ok"}
     if bad:
         text += " (" + ", ".join(f"{v} {k}" for k, v in sorted(bad.items())) + ")"
