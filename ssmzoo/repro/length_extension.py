@@ -41,7 +41,8 @@ def extension_rows(model: nn.Module, *, train_length: int, lengths: Sequence[int
                    methods: Sequence[str] = ("identity", "delta", "constant", "calibrated"),
                    path: str = "", calib_windows: int = 2, eval_windows: int = 4,
                    calib_steps: int = 10, constant_candidates: Sequence[float] = (0.5, 0.7, 0.85),
-                   batch_size: int = 2, seed: int = 0) -> list[dict[str, Any]]:
+                   batch_size: int = 2, seed: int = 0,
+                   max_scale: float = 1.0) -> list[dict[str, Any]]:
     """Perplexity of ``model`` at each length under each method; the model is left unscaled.
 
     Args:
@@ -56,6 +57,8 @@ def extension_rows(model: nn.Module, *, train_length: int, lengths: Sequence[int
         constant_candidates: the global scales the ``constant`` method chooses from.
         batch_size: windows per forward pass.
         seed: seeds the SPSA.
+        max_scale: the upper clip of the calibrated scales (1 in the paper, which can then only
+            slow the decays of modes with |A| > 1; above 1 lets them speed up).
 
     Returns one row per (method, length): ``method``, ``length``, ``perplexity``, ``scales``.
     """
@@ -82,14 +85,15 @@ def extension_rows(model: nn.Module, *, train_length: int, lengths: Sequence[int
                 naive_delta_scaling(model, train_length, length)
                 scales = [train_length / length]
             elif method == "constant":
-                best = min((*constant_candidates, 1.0),
+                pool = [c for c in (*constant_candidates, 1.0, 1.25, 1.5, 2.0) if c <= max_scale]
+                best = min(pool,
                            key=lambda s: (modulate(model, s), score(calib_ids))[1])
                 modulate(model, best)
                 scales = [best]
             elif method in ("calibrated", "delta-calibrated"):
                 cal = calibrate_scales(model, calib_ids, length, steps=calib_steps, seed=seed,
                                        mode="power" if method == "calibrated" else "delta",
-                                       batch_size=batch_size)
+                                       batch_size=batch_size, bounds=(0.01, max_scale))
                 scales = cal.scales
             rows.append({"method": method, "length": length,
                          "perplexity": score(test, limit=eval_windows),

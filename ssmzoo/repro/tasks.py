@@ -123,6 +123,7 @@ class LengthExtension(Chars):
         calib_steps: SPSA steps per length.
         calib_windows: calibration windows (validation part) per length.
         eval_windows: evaluation windows (test part) per length.
+        max_scale: upper clip of the calibrated scales (1 as in the paper).
     """
 
     metric: ClassVar[str] = "calibrated_gain"
@@ -130,12 +131,13 @@ class LengthExtension(Chars):
 
     def __init__(self, path: str = "", seq_len: int = 256, max_train: int = 0,
                  lengths: list[int] | None = None, methods: list[str] | None = None,
-                 calib_steps: int = 10, calib_windows: int = 2, eval_windows: int = 4):
+                 calib_steps: int = 10, calib_windows: int = 2, eval_windows: int = 4,
+                 max_scale: float = 1.0):
         super().__init__(path=path, seq_len=seq_len, max_train=max_train)
         self.lengths = list(lengths or [1024, 2048, 4096])
         self.methods = list(methods or ["identity", "delta", "constant", "calibrated"])
         self.calib_steps, self.calib_windows = calib_steps, calib_windows
-        self.eval_windows = eval_windows
+        self.eval_windows, self.max_scale = eval_windows, max_scale
         self.path_text = path
 
     def run_cell(self, mixer: Any, *, model: dict[str, Any] | None = None,
@@ -155,7 +157,7 @@ class LengthExtension(Chars):
                               lengths=[self.seq_len, *self.lengths], methods=self.methods,
                               path=self.path_text, calib_windows=self.calib_windows,
                               eval_windows=self.eval_windows, calib_steps=self.calib_steps,
-                              seed=seed)
+                              seed=seed, max_scale=self.max_scale)
         result.test = {**result.test, **extension_metrics(rows)}
         result.wall_time += time.perf_counter() - start
         return result, resolved
