@@ -61,6 +61,9 @@ def test_run_case_times_every_backend_on_the_same_inputs(case):
     assert ref.x_bytes == pytest.approx(ref.ms / rep.floors_ms["bytes"])
     if by["triton"].status != "ok":  # no GPU and no interpreter: it says why
         assert by["triton"].reason
+    else:  # a different implementation: a small, nonzero error against the baseline's output
+        assert 0 < by["triton"].err < 1e-4, by["triton"].err
+        assert by["triton"].out_rms == pytest.approx(ref.out_rms, rel=1e-4)
     table = bench.text([rep], {"device": "cpu"}, CEIL)
     assert case.name in table and "reference (base)" in table
     data = json.loads(bench.dumps([rep], {"device": "cpu"}, CEIL))
