@@ -220,6 +220,18 @@ class KeepNth(ClassificationTask):
         targets = tokens[:, self.nth - 1].clone()  # (n,)
         if not self.positions:
             return Split(tokens, targets)
-        onehot = torch.nn.functional.one_hot(tokens, self.vocab).float()  # (n, T, vocab)
-        pe = repeat(sinusoids(self.seq_len, self.pe_dim), "t k -> n t k", n=n)  # (n, T, pe_dim)
-        return Split(torch.cat([onehot, pe], dim=-1), targets)  # (n, T, vocab + pe_dim)
+        # stored as token ids; each batch becomes one-hot tokens beside the positional features
+        return Split(tokens, targets, transform=_OneHotWithPositions(self.vocab, self.seq_len,
+                                                                     self.pe_dim))
+
+
+class _OneHotWithPositions:
+    """Token ids (b, T) -> one-hot tokens and sinusoidal positions (b, T, vocab + pe_dim)."""
+
+    def __init__(self, vocab: int, length: int, pe_dim: int):
+        self.vocab, self.pe = vocab, sinusoids(length, pe_dim)  # (T, pe_dim)
+
+    def __call__(self, tokens: Tensor) -> Tensor:
+        onehot = torch.nn.functional.one_hot(tokens.long(), self.vocab).float()  # (b, T, vocab)
+        pe = repeat(self.pe, "t k -> b t k", b=tokens.shape[0])  # (b, T, pe_dim)
+        return torch.cat([onehot, pe], dim=-1)  # (b, T, vocab + pe_dim)

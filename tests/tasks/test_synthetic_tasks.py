@@ -91,10 +91,11 @@ def test_keep_nth_target_and_positions() -> None:
     assert torch.equal(s.targets, s.inputs[:, 2])
     assert plain.head() == {"n_classes": 5, "vocab_size": 5, "pool": "last"}
     pe = build("keep_nth(seq_len=12, n=3, vocab=5, positions=true, pe_dim=4, n_train=20)")
-    sp = pe.split("train", 0)
-    assert sp.inputs.shape == (20, 12, 9) and pe.head()["d_input"] == 9
-    assert torch.equal(sp.inputs[:, :, :5].argmax(-1), s.inputs)  # same tokens, one-hot
-    assert torch.equal(sp.targets, s.targets)
+    x, y, _ = next(pe.split("train", 0).batches(20))
+    assert x.shape == (20, 12, 9) and pe.head()["d_input"] == 9
+    assert torch.equal(x[:, :, :5].argmax(-1), s.inputs)  # same tokens, one-hot
+    assert torch.equal(x[0, :, 5:], x[7, :, 5:]) and not torch.equal(x[0, 0, 5:], x[0, 1, 5:])
+    assert torch.equal(y, s.targets)
 
 
 def test_coef_recovery_is_a_sum_of_prime_cosines() -> None:
