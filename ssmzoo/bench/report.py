@@ -27,7 +27,7 @@ def _rows(rep: CaseReport) -> list[list[str]]:
         rows.append([
             r.backend + base, _fmt(r.ms, ".3f"),
             _fmt(r.peak_bytes / 2**20 if r.peak_bytes is not None else None, ".0f"),
-            _fmt(r.gbps, ".0f"), _fmt(r.x_bytes, ".1f"), _fmt(r.x_exp, ".1f"),
+            _fmt(r.gbps, ".3g"), _fmt(r.x_bytes, ".1f"), _fmt(r.x_exp, ".1f"),
             _fmt(r.x_mma, ".1f"), _fmt(r.vs_baseline, ".2f"), _fmt(r.err, ".1e"),
         ])
     return rows
@@ -46,7 +46,7 @@ def text(reports: Sequence[CaseReport], env: dict[str, str], ceil: Ceilings | No
         c = rep.case
         floors = ", ".join(f"{k} {v:.3f} ms" for k, v in rep.floors_ms.items())
         lines += ["", f"## {c.name}  ({c.describe()}; {c.mode})",
-                  f"floors: {floors}; {rep.bytes_moved / 1e6:.0f} MB moved"]
+                  f"floors: {floors}; {rep.bytes_moved / 1e6:.3g} MB moved"]
         if c.targets:
             lines.append("targets: " + ", ".join(f"{k}: {v} ms" for k, v in c.targets.items()))
         if c.note:
