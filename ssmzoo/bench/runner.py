@@ -147,7 +147,7 @@ def run_case(case: BenchCase, backends: Sequence[str] | None = None, *,
     if report.baseline:
         base = ok[report.baseline]
         for r in ok.values():
-            r.vs_baseline = r.ms / base.ms if base.ms else None
+            r.vs_baseline = r.ms / base.ms if (r.ms is not None and base.ms) else None
             if r.backend in outputs:
                 r.out_rms = outputs[r.backend].double().pow(2).mean().sqrt().item()
             if check and r.backend in outputs and report.baseline in outputs:
