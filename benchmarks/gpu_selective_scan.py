@@ -6,6 +6,9 @@
     python benchmarks/gpu_selective_scan.py tune             # sweep, then bench with the best
     python benchmarks/gpu_selective_scan.py all --json out.json
 
+mamba_ssm's kernel is the peer when importable: on the GPU machine run
+``source .gpu/mamba_ssm.sh build .gpu`` first, on its own (in a pipeline its ``export`` is lost).
+
 ``check`` compares output, last state and every gradient with ``backend="reference"`` run in
 float64 on the same (rounded) inputs: relative RMS error < 1e-4 for float32 inputs, the TOL table
 below for half inputs; lengths include non-powers of two and 16384. ``bench`` times (bf16, with z,
@@ -267,16 +270,16 @@ def run_sweep(log):
     from ssmzoo_kernels.selective_scan import function as fn
 
     out, best = [], {}
-    shapes = {"fwd": ((32, 8, 1), (32, 16, 1), (64, 8, 2), (16, 16, 1)),
-              "bwd": ((32, 8, 1), (64, 8, 1), (64, 8, 2), (128, 8, 2))}
+    shapes = {"fwd": ((32, 16, 1, 1), (32, 16, 1, 0), (32, 8, 1, 0), (64, 8, 2, 0)),
+              "bwd": ((32, 8, 1, 0), (32, 16, 1, 0), (64, 8, 2, 0))}
     for cplx in (False,):  # complex takes the real case's shapes
         kw = inputs(8, 2048, 4096, 16, cplx=cplx, dtype=torch.bfloat16)
         p = fn._prepare(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"], kw["z"],
                         kw["delta_bias"], None, None, None, True, "euler")
         dout = torch.randn_like(kw["u"])
         for which in ("fwd", "bwd"):
-            for bd, bt, w in shapes[which]:
-                cfg = fn.KernelConfig(bd, bt, w)
+            for bd, bt, w, seg in shapes[which]:
+                cfg = fn.KernelConfig(bd, bt, w, seg)
                 if which == "fwd":
                     def f(c=cfg, q=p):
                         return fn._fwd(q, False, c)
@@ -288,8 +291,9 @@ def run_sweep(log):
                 except Exception as e:  # a shape that does not compile (resources) is skipped
                     log(f"{which} {'c' if cplx else 'r'} {cfg}: {type(e).__name__} {str(e)[:100]}")
                     continue
-                out.append((which, cplx, bd, bt, w, ms))
-                log(f"{which} {'complex' if cplx else 'real   '} BD={bd:3d} BT={bt:2d} warps={w}: {ms:.3f} ms")
+                out.append((which, cplx, bd, bt, w, seg, ms))
+                log(f"{which} {'complex' if cplx else 'real   '} BD={bd:3d} BT={bt:2d} warps={w}"
+                    f" segments={seg or 'auto'}: {ms:.3f} ms")
                 if ms < best.get((which, cplx), (1e9, None))[0]:
                     best[(which, cplx)] = (ms, cfg)
     for (which, _), (ms, cfg) in best.items():

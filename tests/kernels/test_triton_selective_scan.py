@@ -98,6 +98,22 @@ def test_matches_reference(case: ScanCase, nan_poison) -> None:
         assert_close(f"d{name}", ref_kw[name].grad, t.grad, rtol=tol)
 
 
+@pytest.mark.parametrize("case", [
+    replace(BASE, B_layout="grouped", C_layout="variable", initial_state=True, B_bias=True),
+    replace(BASE, complex=True, discretization="zoh", initial_state=True, C_layout="fixed"),
+], ids=str)
+def test_time_segments(case: ScanCase, monkeypatch, nan_poison) -> None:
+    """The forward split into 3 time segments (two passes, start states chained on the host)."""
+    monkeypatch.setattr(fn, "FWD_CONFIG", {False: fn.KernelConfig(2, 8, 1, 3),
+                                           True: fn.KernelConfig(2, 8, 1, 3)})
+    kw = selective_scan_inputs(case, seed=7)
+    kw = {k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+    out, last = _run(kw, "triton")
+    ref, ref_last = _run({k: _to_ref(v) for k, v in kw.items()}, "reference")
+    assert_close("out", ref, out, rtol=TOL[torch.float32])
+    assert_close("last_state", ref_last, last, rtol=1e-5)
+
+
 def test_backend_refuses_what_it_cannot_run(monkeypatch) -> None:
     kw = selective_scan_inputs(replace(BASE, dtype=torch.float64))
     call = SelectiveScanCall(**{k: v for k, v in kw.items()})

@@ -170,7 +170,7 @@ def selective_scan_bwd_kernel(
         ddt = tl.zeros((BD, BT), tl.float32)
         Gn_re = Gc_re
         Gn_im = Gc_im
-        for n in tl.static_range(DSTATE):
+        for n in range(DSTATE):  # a loop, not unrolled: one state's temporaries live at a time
             is_n = offs_n[None, :] == n
             dnn = (offs_d * DSTATE + n) * CPLX
             Ar = tl.load(A_ptr + dnn, mask=mask_d, other=0.0)

@@ -118,35 +118,44 @@ def scan_n(a_re, a_im, x_re, x_im, hin_re, hin_im, first, IS_COMPLEX: tl.constex
 @triton.jit
 def selective_scan_fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, dbias_ptr, Bb_ptr, Cb_ptr, h0_ptr,
-    out_ptr, last_ptr, ws_ptr, ypre_ptr,
-    dim, length, n_chunks,
+    out_ptr, last_ptr, ws_ptr, ypre_ptr, dts_ptr,
+    dim, length, n_chunks, n_seg, seg_chunks,
     s_ub, s_ud, s_db, s_dd, s_zb, s_zd, s_ob, s_od,
     s_Bb, s_Bg, s_Bn, s_Cb, s_Cg, s_Cn, B_per_group, C_per_group,
     DSTATE: tl.constexpr, IS_COMPLEX: tl.constexpr, B_VAR: tl.constexpr, C_VAR: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_DBIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_BBIAS: tl.constexpr, HAS_CBIAS: tl.constexpr, HAS_H0: tl.constexpr,
     WRITE_OUT: tl.constexpr, STORE_LAST: tl.constexpr, STORE_STATES: tl.constexpr,
-    ZOH: tl.constexpr, FAST: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr,
-    BT: tl.constexpr,
+    SEG_SUMS: tl.constexpr, ZOH: tl.constexpr, FAST: tl.constexpr, BD: tl.constexpr,
+    BN: tl.constexpr, BT: tl.constexpr,
 ):
     """Grid (cdiv(dim, BD), batch). Tensors (time stride 1): u, delta, z, out: (batch, dim, length);
     A, fixed B/C, B_bias, C_bias: contiguous (dim, d_state[, 2]); variable B/C: (batch, groups,
     d_state, length·(2 if complex)); h0, last: contiguous (batch, dim, d_state[, 2]); ws: contiguous
     (batch, n_chunks, dim, d_state[, 2]), the state before each chunk; ypre: contiguous
     (batch, dim, length), y + D·u before the gate (written with ``STORE_STATES`` when z is given).
+
+    Time segments (grid axis 2, ``n_seg`` of ``seg_chunks`` chunks each) give the GPU more
+    programs than channels: h0 and last are then (batch, n_seg, dim, d_state[, 2]), the state at
+    the start and end of each segment. ``SEG_SUMS`` is the first of two passes: from a zero state,
+    write each segment's end state (into ``last``) and its Σ Δ (dts: (batch, n_seg, dim)), from
+    which the caller chains the segments' start states (the decay over a segment is exp(A Σ Δ));
+    the second pass is the ordinary kernel with those start states as h0.
     """
     CPLX: tl.constexpr = 2 if IS_COMPLEX else 1
     NEED_Y: tl.constexpr = WRITE_OUT or (STORE_STATES and HAS_Z)
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
+    pid_s = tl.program_id(2)
     offs_d = pid_d * BD + tl.arange(0, BD)
     offs_n = tl.arange(0, BN)
     offs_t = tl.arange(0, BT)
     mask_d = offs_d < dim
     mask_dn = mask_d[:, None] & (offs_n < DSTATE)[None, :]
     dn = (offs_d[:, None] * DSTATE + offs_n[None, :]) * CPLX  # (channels, d_state)
-    hdn = pid_b * dim * DSTATE * CPLX + dn
+    hdn = (pid_b * n_seg + pid_s) * dim * DSTATE * CPLX + dn
     first = (offs_t == 0)[None, :]
+    dt_sum = tl.zeros((BD,), tl.float32)
 
     dbias = 0.0
     if HAS_DBIAS:
@@ -171,7 +180,7 @@ def selective_scan_fwd_kernel(
     Bv_base = B_ptr + pid_b * s_Bb + gB * s_Bg
     Cv_base = C_ptr + pid_b * s_Cb + gC * s_Cg
 
-    for c in range(n_chunks):
+    for c in range(pid_s * seg_chunks, tl.minimum(pid_s * seg_chunks + seg_chunks, n_chunks)):
         if STORE_STATES:
             wdn = (pid_b * n_chunks + c) * dim * DSTATE * CPLX + dn
             tl.store(ws_ptr + wdn, H_re, mask=mask_dn)
@@ -182,6 +191,8 @@ def selective_scan_fwd_kernel(
         mask_dt = mask_d[:, None] & mask_t[None, :]  # (channels, time)
         u = tl.load(u_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
         _raw, dt = load_dt(dl_base + t[None, :], mask_dt, dbias, HAS_DBIAS, SOFTPLUS)
+        if SEG_SUMS:
+            dt_sum += tl.sum(dt, axis=1)
         y = tl.zeros((BD, BT), tl.float32)
         Hn_re = H_re
         Hn_im = H_im
@@ -230,3 +241,5 @@ def selective_scan_fwd_kernel(
         tl.store(last_ptr + hdn, H_re, mask=mask_dn)
         if IS_COMPLEX:
             tl.store(last_ptr + hdn + 1, H_im, mask=mask_dn)
+    if SEG_SUMS:
+        tl.store(dts_ptr + (pid_b * n_seg + pid_s) * dim + offs_d, dt_sum, mask=mask_d)

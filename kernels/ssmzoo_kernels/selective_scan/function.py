@@ -23,18 +23,23 @@ from ssmzoo_kernels.selective_scan._fwd import selective_scan_fwd_kernel
 @dataclass(frozen=True)
 class KernelConfig:
     """One launch's shape: channels per program, time steps per chunk (0: one 16-byte load of the
-    input dtype, so that a thread's chunk is one vector load), warps per program."""
+    input dtype, so that a thread's chunk is one vector load), warps per program, and for the
+    forward the number of time segments run in parallel (two passes; 0: automatic)."""
 
     block_d: int
     block_t: int = 0
     num_warps: int = 1
+    segments: int = 0  # forward only: time segments in parallel (0: automatic, 1: none)
 
 
-# Chosen on an H100 with benchmarks/gpu_selective_scan.py (see KERNEL_NOTES.md); any power-of-two
-# sizes are correct. One channel per thread: block_d = 32 * num_warps. block_d is capped so that a
-# program never straddles two B/C groups.
-FWD_CONFIG = {False: KernelConfig(32, 0, 1), True: KernelConfig(32, 0, 1)}  # by is_complex
-BWD_CONFIG = {False: KernelConfig(32, 0, 1), True: KernelConfig(32, 0, 1)}
+# Measured on an H100 with benchmarks/gpu_selective_scan.py (KERNEL_NOTES.md, v2): fastest of the
+# shapes tried for (8, 2048, 4096, 16) bf16. Any power-of-two sizes are correct. One channel per
+# thread: block_d = 32 * num_warps; block_d is capped so that a program never straddles two B/C
+# groups. The forward's time segments (segments=0: automatic) are tested but not yet timed on a
+# GPU, so they are off by default.
+FWD_CONFIG = {False: KernelConfig(32, 16, 1, 1), True: KernelConfig(32, 16, 1, 1)}  # by is_complex
+BWD_CONFIG = {False: KernelConfig(32, 8, 1), True: KernelConfig(32, 8, 1)}
+TARGET_WARPS = 132 * 16  # the forward splits time until the grid has about this many warps
 MAX_D_STATE = 64  # the d_state loop is unrolled; states and gradient sums live in registers
 
 
@@ -146,37 +151,74 @@ def _var_strides(t: Tensor, var: bool) -> tuple[int, int, int]:
 
 
 def _launch_fwd(p: _Prepared, out: Tensor | None, last: Tensor | None, ws: Tensor | None,
-                ypre: Tensor | None, cfg: KernelConfig, block_t: int) -> int:
-    """Run the forward kernel; returns the number of chunks (for ``ws``)."""
+                ypre: Tensor | None, cfg: KernelConfig, block_t: int, *,
+                h0: Tensor | None = None, n_seg: int = 1, dts: Tensor | None = None) -> int:
+    """Run the forward kernel over ``n_seg`` time segments; returns the number of chunks.
+
+    ``h0`` (default: the call's initial state) and ``last`` are (batch, n_seg, dim, d_state[, 2])
+    when ``n_seg`` > 1; with ``dts`` the launch is the segment-sums pass (see the kernel).
+    """
     bd = p.block_d(cfg.block_d)
     n_chunks = triton.cdiv(p.length, block_t)
+    seg_chunks = triton.cdiv(n_chunks, n_seg)
     if ws is not None and ws.shape[1] != n_chunks:
         raise RuntimeError(f"state workspace has {ws.shape[1]} chunks, the launch needs {n_chunks}")
+    h0 = p.h0 if h0 is None and dts is None else h0
     dummy = p.u
     z = p.z if p.z is not None else dummy
     o = out if out is not None else dummy
-    grid = (triton.cdiv(p.dim, bd), p.batch)
+    grid = (triton.cdiv(p.dim, bd), p.batch, n_seg)
     selective_scan_fwd_kernel[grid](
         p.u, p.delta, p.A, p.B, p.C,
         p.D if p.D is not None else dummy, z,
         p.delta_bias if p.delta_bias is not None else dummy,
         p.B_bias if p.B_bias is not None else dummy,
         p.C_bias if p.C_bias is not None else dummy,
-        p.h0 if p.h0 is not None else dummy, o,
+        h0 if h0 is not None else dummy, o,
         last if last is not None else dummy, ws if ws is not None else dummy,
-        ypre if ypre is not None else dummy,
-        p.dim, p.length, n_chunks,
+        ypre if ypre is not None else dummy, dts if dts is not None else dummy,
+        p.dim, p.length, n_chunks, n_seg, seg_chunks,
         p.u.stride(0), p.u.stride(1), p.delta.stride(0), p.delta.stride(1),
         z.stride(0), z.stride(1), o.stride(0), o.stride(1),
         *_var_strides(p.B, p.B_var), *_var_strides(p.C, p.C_var), p.B_per_group, p.C_per_group,
         DSTATE=p.dstate, IS_COMPLEX=p.is_complex, B_VAR=p.B_var, C_VAR=p.C_var,
         HAS_D=p.D is not None, HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None,
         SOFTPLUS=p.softplus, HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
-        HAS_H0=p.h0 is not None, WRITE_OUT=out is not None, STORE_LAST=last is not None,
-        STORE_STATES=ws is not None, ZOH=p.zoh, FAST=_fast(), BD=bd,
+        HAS_H0=h0 is not None, WRITE_OUT=out is not None, STORE_LAST=last is not None,
+        STORE_STATES=ws is not None, SEG_SUMS=dts is not None, ZOH=p.zoh, FAST=_fast(), BD=bd,
         BN=max(2, triton.next_power_of_2(p.dstate)), BT=block_t, num_warps=cfg.num_warps,
     )
     return n_chunks
+
+
+def _segments(p: _Prepared, cfg: KernelConfig, block_t: int) -> int:
+    """Time segments for the forward: enough programs to give every SM ~16 warps (0 in the
+    config: automatic), never segments shorter than 64 chunks."""
+    if cfg.segments:
+        return cfg.segments
+    programs = triton.cdiv(p.dim, p.block_d(cfg.block_d)) * p.batch * cfg.num_warps
+    want = max(1, TARGET_WARPS // programs)
+    return max(1, min(want, triton.cdiv(p.length, block_t) // 64))
+
+
+def _chain_segments(p: _Prepared, ends: Tensor, dts: Tensor) -> Tensor:
+    """Start state of every segment from each one's end state (from zero) and Σ Δ.
+
+    ends: (batch, n_seg, dim, d_state[, 2]); dts: (batch, n_seg, dim). The decay over segment s
+    is exp(A Σ Δ_s), so start_{s+1} = exp(A Σ Δ_s) start_s + end_s. Returns starts, same shape.
+    """
+    A = torch.view_as_complex(p.A) if p.is_complex else p.A  # (dim, d_state)
+    E = torch.view_as_complex(ends) if p.is_complex else ends
+    decay = torch.exp(dts[..., None] * A)  # (batch, n_seg, dim, d_state)
+    h = torch.zeros_like(E[:, 0])
+    if p.h0 is not None:
+        h = torch.view_as_complex(p.h0) if p.is_complex else p.h0
+    starts = []
+    for s in range(E.shape[1]):
+        starts.append(h)
+        h = decay[:, s] * h + E[:, s]
+    out = torch.stack(starts, dim=1)  # (batch, n_seg, dim, d_state)
+    return torch.view_as_real(out).contiguous() if p.is_complex else out.contiguous()
 
 
 def _state_shape(p: _Prepared, *lead: int) -> tuple[int, ...]:
@@ -187,12 +229,23 @@ def _fwd(p: _Prepared, return_last_state: bool, cfg: KernelConfig | None = None,
          ) -> tuple[Tensor, Tensor | None]:
     """out (batch, dim, length) in u's dtype, and the last state (batch, dim, d_state[, 2]) float32."""
     cfg = cfg or FWD_CONFIG[p.is_complex]
-    out = torch.empty(p.u.shape, dtype=p.u.dtype, device=p.u.device)
-    last = None
-    if return_last_state:
-        last = torch.empty(_state_shape(p, p.batch), dtype=torch.float32, device=p.u.device)
-    _launch_fwd(p, out, last, None, None, cfg, _block_t(cfg, p.u.dtype))
-    return out, last
+    bt = _block_t(cfg, p.u.dtype)
+    dev = p.u.device
+    out = torch.empty(p.u.shape, dtype=p.u.dtype, device=dev)
+    n_seg = _segments(p, cfg, bt)
+    if n_seg == 1:
+        last = None
+        if return_last_state:
+            last = torch.empty(_state_shape(p, p.batch), dtype=torch.float32, device=dev)
+        _launch_fwd(p, out, last, None, None, cfg, bt)
+        return out, last
+    ends = torch.empty(_state_shape(p, p.batch, n_seg), dtype=torch.float32, device=dev)
+    dts = torch.empty(p.batch, n_seg, p.dim, dtype=torch.float32, device=dev)
+    _launch_fwd(p, None, ends, None, None, cfg, bt, n_seg=n_seg, dts=dts)
+    starts = _chain_segments(p, ends, dts)
+    lasts = torch.empty_like(ends) if return_last_state else None
+    _launch_fwd(p, out, lasts, None, None, cfg, bt, h0=starts, n_seg=n_seg)
+    return out, (lasts[:, -1] if lasts is not None else None)
 
 
 def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | None = None,
