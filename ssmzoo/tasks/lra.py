@@ -3,13 +3,13 @@
 ========== ================================================================= ====================
 task       files expected under ``data_dir`` (or its usual sub-folder)       without data_dir
 ========== ================================================================= ====================
-listops    ``basic_train.tsv``, ``basic_val.tsv``, ``basic_test.tsv``         generated (official
+listops    ``basic_train.tsv``, ``basic_val.tsv``, ``basic_test.tsv``        generated (official
            (``listops-1000/``)                                               grammar)
-text       ``aclImdb/{train,test}/{pos,neg}/*.txt`` (IMDB)                    error
-retrieval  ``new_aan_pairs.{train,eval,test}.tsv`` (``tsv_data/``)            error
-image      ``cifar-10-batches-py/{data_batch_1..5,test_batch}`` (CIFAR-10)    error
-pathfinder ``metadata/*.npy`` + ``imgs/`` (``pathfinder32/<difficulty>/``)    generated
-pathx      the same at 128x128 (``pathfinder128/<difficulty>/``)              generated
+text       ``aclImdb/{train,test}/{pos,neg}/*.txt`` (IMDB)                   error
+retrieval  ``new_aan_pairs.{train,eval,test}.tsv`` (``tsv_data/``)           error
+image      ``cifar-10-batches-py/{data_batch_1..5,test_batch}`` (CIFAR-10)   error
+pathfinder ``metadata/*.npy`` + ``imgs/`` (``pathfinder32/<difficulty>/``)   generated
+pathx      the same at 128x128 (``pathfinder128/<difficulty>/``)             generated
 ========== ================================================================= ====================
 
 Text and retrieval are byte-level (vocabulary 256, padding 0 with explicit lengths); retrieval
