@@ -64,6 +64,8 @@ class TritonBackend(ScanBackend):
             "CUDA tensors (CPU only under TRITON_INTERPRET=1, for tests)",
             "float32/float16/bfloat16 inputs, float32 accumulation (no float64)",
             f"d_state <= {MAX_D_STATE}",
+            "slower than mamba_ssm's CUDA kernel on an H100 so far (KERNEL_NOTES.md): auto "
+            "prefers 'cuda' when both can run a call",
         ]
 
     def supports_selective_scan(self, call: SelectiveScanCall) -> tuple[bool, str]:

@@ -121,6 +121,9 @@ def test_backend_refuses_what_it_cannot_run(monkeypatch) -> None:
     assert not ok and "float64" in why and "reference" in why
     with pytest.raises(BackendUnavailableError, match="float64"):
         ssmzoo.selective_scan(**kw, backend="triton")
+    wide = SelectiveScanCall(**selective_scan_inputs(replace(BASE, d_state=65, length=2)))
+    ok, why = TritonBackend().supports_selective_scan(wide)
+    assert not ok and "d_state 65" in why
     if DEVICE == "cpu":
         monkeypatch.setenv("TRITON_INTERPRET", "0")
         call32 = SelectiveScanCall(**selective_scan_inputs(BASE))
