@@ -96,9 +96,9 @@ def check_selective_scan(
         ck.same_dtype("z", z, "u", u)
     if delta_bias is not None:
         ck.tensor("delta_bias", delta_bias, [(d,)], "(dim,)")
-    for name, t in (("B_bias", B_bias), ("C_bias", C_bias)):
-        if t is not None:
-            ck.tensor(name, t, [(d, n)], "(dim, d_state)" + (", complex like A" if cplx else ""),
+    for name, bias in (("B_bias", B_bias), ("C_bias", C_bias)):
+        if bias is not None:
+            ck.tensor(name, bias, [(d, n)], "(dim, d_state)" + (", complex like A" if cplx else ""),
                       complex_ok=cplx)
     if initial_state is not None:
         ck.tensor("initial_state", initial_state, [(b, d, n)],

@@ -114,13 +114,15 @@ def _chunk(h0: Tensor, dt: Tensor, u: Tensor, AT: Tensor, Bv: Tensor | None,
     #    while the step's states are in cache
     g = Cv.shape[3] if Cv is not None else 1
     Cf6 = rearrange(CfT, "n (g r) -> n g r", g=g) if CfT is not None else None
-    Cs = (rearrange(Cv, "b (j i) n g -> b i j n g 1", i=q).unbind(1) if Cv is not None
-          else [None] * q)  # q x (b, J, n, g, 1)
+    Cs: list[Tensor | None] = (list(rearrange(Cv, "b (j i) n g -> b i j n g 1", i=q).unbind(1))
+                               if Cv is not None else [None] * q)  # q x (b, J, n, g, 1)
     h = torch.stack(H_in, dim=1)  # (b, J, n, d)
     ys = []
     for i in range(q):
         h = torch.addcmul(xs[i], decays[i], h)  # (b, J, n, d)
-        Ci = Cs[i] if Cf6 is None else (Cf6 if Cs[i] is None else Cs[i] + Cf6)
+        Cv_i = Cs[i]
+        Ci = (Cf6 if Cv_i is None else Cv_i if Cf6 is None else Cv_i + Cf6)
+        assert Ci is not None  # C is given, fixed or variable
         ys.append(_contract(rearrange(h, "b j n (g r) -> b j n g r", g=g), Ci))  # (b, J, d)
     y = torch.stack(ys, dim=1)  # (b, q, J, d)
     return rearrange(y, "b i j d -> b (j i) d"), H  # (b, T, d), (b, n, d)
