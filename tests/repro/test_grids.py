@@ -89,18 +89,21 @@ eval_every = 0
 
 @pytest.mark.slow
 def test_reduced_b2s6_ablation_real_parameters_hurt(tmp_path: Path) -> None:
+    # the h = 1 row of the shipped grid; measured 2026-11-23: complex 0.820, real 0.480
     rows = run_text(tmp_path, """
 name = "ablation-small"
-variants = ["b2s6(h=4)", "b2s6(h=4, complex=false)"]
+variants = ["b2s6(h=1)", "b2s6(h=1, complex=false)"]
 tasks = ["sdigits"]
 seeds = [0]
 [model]
-d_model = 16
-n_layers = 1
+d_model = 32
+n_layers = 2
 [train]
-steps = 150
+steps = 350
 batch_size = 32
 lr = 1e-2
+warmup = 0.05
 eval_every = 0
+threads = 2
 """)
-    assert value(rows, "b2s6(h=4)") > value(rows, "b2s6(h=4, complex=false)") + 0.05
+    assert value(rows, "b2s6(h=1)") > value(rows, "b2s6(h=1, complex=false)") + 0.1
