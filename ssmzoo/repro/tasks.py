@@ -3,7 +3,7 @@
 A task here has, besides the :class:`~ssmzoo.tasks.base.Task` protocol, a method
 ``run_cell(mixer, *, model, train, seed, progress, registry) -> (TrainResult, resolved)`` with the
 signature and the result of :func:`ssmzoo.train.run`. A grid runner calls it instead of
-``ssmzoo.train.run`` when the task has it (:func:`ssmzoo.repro.runner.run_cell` does), so the cell
+``ssmzoo.train.run`` when the task has it (:func:`ssmzoo.grid.cell.run_cell` does), so the cell
 is stored, resumed and reported like any other.
 
 - ``dt_gradients``: no training; measures the log-log slope of the S6/S4D gradient ratio of
