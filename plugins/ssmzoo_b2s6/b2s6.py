@@ -158,7 +158,10 @@ class B2S6(SpectrumScaled, Saveable, nn.Module):
             delta = self.scaled_delta(F.softplus(delta + bias[:, None]), channel_dim=1)
             bias, softplus = None, False
         B_bias = None if self.B_bias is None else self._c(self.B_bias)
-        y = ssmzoo.selective_scan(rearrange(x, "b l d -> b d l"), delta, self.effective_A(), B, C,
+        u = rearrange(x, "b l d -> b d l")
+        # under autocast the projections give a half-precision Δ while x may be float32: the
+        # scan takes u and Δ in one dtype (as mamba_ssm's kernel does)
+        y = ssmzoo.selective_scan(u, delta.to(u.dtype), self.effective_A(), B, C,
                                   D=self.D, delta_bias=bias, delta_softplus=softplus,
                                   B_bias=B_bias, discretization=self.discretization)
         return rearrange(y, "b d l -> b l d")

@@ -104,7 +104,7 @@ class S4D(SpectrumScaled, Saveable, nn.Module):
             import ssmzoo
 
             A = self.effective_A()
-            delta = repeat(self.dt(), "d -> b d l", b=u.shape[0], l=length)
+            delta = repeat(self.dt(), "d -> b d l", b=u.shape[0], l=length).to(u.dtype)
             y = ssmzoo.selective_scan(u, delta, A, as_complex(self.B), as_complex(self.C),
                                       D=self.D, discretization="zoh")
         return rearrange(y, "b d l -> b l d")

@@ -123,7 +123,10 @@ class S6(SpectrumScaled, Saveable, nn.Module):
         if self.delta_scale() is not None:  # MambaExtend: scale Δ after the softplus
             delta = self.scaled_delta(F.softplus(delta + bias[:, None]), channel_dim=1)
             bias, softplus = None, False
-        y = ssmzoo.selective_scan(rearrange(x, "b l d -> b d l"), delta, self.effective_A(), B, C,
+        u = rearrange(x, "b l d -> b d l")
+        # under autocast the projections give a half-precision Δ while x may be float32: the
+        # scan takes u and Δ in one dtype (as mamba_ssm's kernel does)
+        y = ssmzoo.selective_scan(u, delta.to(u.dtype), self.effective_A(), B, C,
                                   D=self.D, delta_bias=bias, delta_softplus=softplus,
                                   discretization=self.discretization)
         return rearrange(y, "b d l -> b l d")
