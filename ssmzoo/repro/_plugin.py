@@ -1,7 +1,6 @@
 """Registers the reproduction tasks (``dt_gradients``, ``length_extension``), as a plugin.
 
-Its entry point is ``repro = "ssmzoo.repro._plugin"`` in the ``ssmzoo`` group;
-:func:`ensure_registered` adds the tasks to a registry that was loaded without it.
+Its entry point is ``repro = "ssmzoo.repro._plugin"`` in the ``ssmzoo`` group.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 import ssmzoo
 from ssmzoo.registry import Registry
 
-__all__ = ["ssmzoo_register_tasks", "ensure_registered"]
+__all__ = ["ssmzoo_register_tasks"]
 
 
 @ssmzoo.hookimpl
@@ -21,12 +20,3 @@ def ssmzoo_register_tasks(registry: Registry) -> None:
     registry.task("length_extension", tasks.LengthExtension,
                   doc="Character LM trained short, evaluated long under each length-extension method")
 
-
-def ensure_registered(registry: Registry | None = None) -> Registry:
-    """The registry, with the reproduction tasks in it (registered here if no plugin did)."""
-    from ssmzoo.registry import get_registry
-
-    registry = registry or get_registry()
-    if "dt_gradients" not in registry.tasks:
-        ssmzoo_register_tasks(registry)
-    return registry

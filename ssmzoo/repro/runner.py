@@ -21,11 +21,8 @@ def run(grid: str, *, out: str | Path | None = None, device: str | None = None,
     ``report.md``, ``report.csv``, the plots and ``repro.md``; returns the directory."""
     from ssmzoo.errors import OptionalDependencyError
     from ssmzoo.grid import run_grid, write_report
-    from ssmzoo.repro._plugin import ensure_registered
-
-    reg = ensure_registered()
     directory = run_grid(grid, out=out, device=device, retry_failed=retry_failed,
-                         registry=reg, progress=progress).out
+                         progress=progress).out
     try:
         write_report(directory)
     except OptionalDependencyError:  # no matplotlib: the tables without the plots

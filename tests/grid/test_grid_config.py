@@ -105,12 +105,5 @@ def test_quickstart_validates_against_the_installed_zoo() -> None:
 def test_every_builtin_grid_validates(name: str) -> None:
     from ssmzoo.registry import get_registry
 
-    registry = get_registry()
-    try:  # the reproduction tasks, in case their plugin is not installed as an entry point
-        from ssmzoo.repro._plugin import ensure_registered
-    except ImportError:
-        pass
-    else:
-        registry = ensure_registered(registry)
-    cfg = load_grid(name, registry=registry)
+    cfg = load_grid(name, registry=get_registry())
     assert cfg.cells and cfg.name

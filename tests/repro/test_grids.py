@@ -16,7 +16,7 @@ import pytest
 
 from ssmzoo.grid import builtin_grids, load_grid
 from ssmzoo.grid.report import final_metric, load_rows
-from ssmzoo.repro._plugin import ensure_registered
+from ssmzoo.registry import get_registry
 from ssmzoo.repro.runner import run
 
 GRIDS = ["coef-recovery-width", "memory-scale", "dt-gradient-growth", "dt-lr-stability",
@@ -27,7 +27,7 @@ GRIDS = ["coef-recovery-width", "memory-scale", "dt-gradient-growth", "dt-lr-sta
 @pytest.mark.parametrize("name", GRIDS)
 def test_grid_file_validates(name: str) -> None:
     assert name in builtin_grids()
-    cfg = load_grid(name, registry=ensure_registered())
+    cfg = load_grid(name, registry=get_registry())
     assert cfg.name == name and cfg.cells and cfg.description
 
 
