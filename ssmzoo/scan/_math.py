@@ -63,3 +63,45 @@ def interleaved_to_complex(t: Tensor, dtype: torch.dtype) -> Tensor:
     """Real (..., 2L) with real and imaginary parts interleaved -> complex (..., L)."""
     pairs = rearrange(t.to(dtype), "... (l two) -> ... l two", two=2)  # (..., L, 2)
     return torch.view_as_complex(pairs.contiguous())  # (..., L)
+
+
+class _ExpAndExpm1(torch.autograd.Function):
+    """(exp(Δ·A), expm1(Δ·A)) from Δ (..., 1, dim) real and Aᵀ (n, dim), real or complex.
+
+    One pass gives ZOH both the decay and its input coefficient's numerator; the backward is one
+    multiply, since d/dx exp(x) = d/dx expm1(x) = exp(x) (holomorphic: torch's gradient is
+    g·conj(exp(x))). Complex expm1 uses the half-angle form, accurate near 0:
+    exp(a + ib) - 1 = (expm1(a)·cos b - 2 sin²(b/2)) + i·exp(a)·sin b, with
+    cos b = 1 - 2 sin²(b/2) and sin b = 2 sin(b/2) cos(b/2) (three transcendentals in all).
+    """
+
+    @staticmethod
+    def forward(ctx, dt: Tensor, AT: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        if AT.is_complex():
+            ea = torch.expm1(dt * AT.real)  # (..., n, dim)
+            half = dt * (0.5 * AT.imag)  # (..., n, dim)
+            s, c = torch.sin(half), torch.cos(half)
+            s2 = 2 * s * s  # 1 - cos b, without cancellation
+            cos_b, sin_b = 1 - s2, 2 * s * c
+            e = ea + 1  # exp(a)
+            im = e * sin_b
+            em = torch.complex(ea * cos_b - s2, im)
+            decay = torch.complex(e * cos_b, im)
+        else:
+            em = torch.expm1(dt * AT)  # (..., n, dim)
+            decay = em + 1
+        ctx.save_for_backward(dt, AT, decay)
+        return decay, em
+
+    @staticmethod
+    def backward(ctx, g_decay: Tensor, g_em: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        dt, AT, decay = ctx.saved_tensors
+        gx = (g_decay + g_em) * decay.conj()  # dL/dx for x = Δ·A, (..., n, dim)
+        g_dt = (gx * AT.conj()).real if AT.is_complex() else gx * AT
+        g_AT = (gx * dt).sum_to_size(AT.shape)
+        return g_dt.sum_to_size(dt.shape), g_AT
+
+
+def exp_and_expm1(dt: Tensor, AT: Tensor) -> tuple[Tensor, Tensor]:
+    """exp(Δ A) and exp(Δ A) - 1 for Δ (..., 1, dim) and Aᵀ (n, dim) -> two (..., n, dim)."""
+    return _ExpAndExpm1.apply(dt, AT)

@@ -37,7 +37,8 @@ from einops import rearrange
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from ssmzoo.scan._math import acc_dtype, complex_of, interleaved_to_complex, phi1
+from ssmzoo.scan._math import (acc_dtype, complex_of, exp_and_expm1, interleaved_to_complex,
+                               phi1)
 
 CHUNK_SIZE = 256
 BLOCK_SIZE = 16
@@ -72,30 +73,39 @@ def _time_major(X: Tensor, cplx: bool, dtype: torch.dtype) -> Tensor:
 
 def _chunk(h0: Tensor, dt: Tensor, u: Tensor, AT: Tensor, Bv: Tensor | None,
            BfT: Tensor | None, Cv: Tensor | None, CfT: Tensor | None, q: int,
-           zoh: bool) -> tuple[Tensor, Tensor]:
+           zoh: bool, invAT: Tensor | None) -> tuple[Tensor, Tensor]:
     """One chunk of T = J·q steps from state h0; returns y (batch, T, dim) and the last state.
 
     h0: (batch, n, dim); dt, u: (batch, T, dim); AT: (n, dim); Bv, Cv: (batch, T, n, groups) or
-    None; BfT, CfT: (n, dim) or None (the step-independent part, biases included). Works in the
+    None; BfT, CfT: (n, dim) or None (the step-independent part, biases included); invAT: 1/Aᵀ
+    (n, dim) for ZOH when every A is nonzero, else None. Works in the
     layout (batch, q, J, n, dim): step i of every sub-block is one contiguous slice, and dim,
     the longest axis, is the innermost, so that broadcasts and the sum over n vectorise.
     """
     dtr = rearrange(dt, "b (j i) d -> b i j 1 d", i=q).contiguous()  # (b, q, J, 1, d)
     ur = rearrange(u, "b (j i) d -> b i j 1 d", i=q)  # (b, q, J, 1, d)
-    decay = _decay(dtr, AT)  # (b, q, J, n, d)
-    cu = dtr * ur  # (b, q, J, 1, d)
-    if zoh:
-        cu = cu * phi1(dtr * AT)  # (b, q, J, n, d)
+    if zoh and invAT is not None:
+        # ZOH's B̄u = (exp(ΔA) - 1)/A · B u: the decay and expm1 come from one pass
+        decay, em = exp_and_expm1(dtr, AT)  # (b, q, J, n, d)
+        cu = em * ur  # (b, q, J, n, d)
+    else:
+        decay = _decay(dtr, AT)  # (b, q, J, n, d)
+        cu = dtr * ur  # (b, q, J, 1, d)
+        if zoh:  # some A is 0: the phi1 form, finite there
+            cu = cu * phi1(dtr * AT)  # (b, q, J, n, d)
 
-    x: Tensor | None = None
-    if Bv is not None:
-        g = Bv.shape[3]
-        Bt = rearrange(Bv, "b (j i) n g -> b i j n g 1", i=q)  # (b, q, J, n, g, 1)
-        cu6 = rearrange(cu, "b i j n (g r) -> b i j n g r", g=g)
-        x = rearrange(cu6 * Bt, "b i j n g r -> b i j n (g r)")  # (b, q, J, n, d)
-    if BfT is not None:
-        x = cu * BfT if x is None else x + cu * BfT  # (b, q, J, n, d)
-    assert x is not None
+    # the input coefficient of every state entry: B_t (grouped) plus the fixed part, over A
+    # for ZOH; one full-size product with cu
+    g = Bv.shape[3] if Bv is not None else 1
+    Bf6 = rearrange(BfT, "n (g r) -> n g r", g=g) if BfT is not None else None  # (n, g, r)
+    Bt = (rearrange(Bv, "b (j i) n g -> b i j n g 1", i=q)
+          if Bv is not None else None)  # (b, q, J, n, g, 1)
+    Bin = Bf6 if Bt is None else Bt if Bf6 is None else Bt + Bf6
+    assert Bin is not None  # B is given, fixed or variable
+    if invAT is not None:
+        Bin = Bin * rearrange(invAT, "n (g r) -> n g r", g=g)
+    cu6 = rearrange(cu, "b i j n (g r) -> b i j n g r", g=g)
+    x = rearrange(cu6 * Bin, "b i j n g r -> b i j n (g r)")  # (b, q, J, n, d)
     xs, decays = x.unbind(1), decay.unbind(1)  # q x (b, J, n, d)
 
     # 2. every sub-block scanned from a zero state, all at once: its local end state
@@ -170,6 +180,12 @@ def selective_scan_chunked(
     h = (rearrange(initial_state.to(state_dtype), "b d n -> b n d") if initial_state is not None
          else torch.zeros(b, n, d, dtype=state_dtype, device=u.device))  # (b, n, d)
 
+    zoh = discretization == "zoh"
+    invAT = None
+    if zoh:  # ZOH as expm1(ΔA)/A wherever 1/A is finite; phi1(ΔA)·Δ otherwise
+        inv = 1 / AT  # (n, d)
+        invAT = inv if bool(torch.isfinite(inv).all()) else None
+
     step = J * q
     # recompute chunks in the backward only when there are several: a single chunk's saved
     # intermediates are already O(chunk), and recomputing it would only cost time
@@ -181,7 +197,7 @@ def selective_scan_chunked(
         c1 = min(c0 + step, Lp)
         args = (h, dt_t[:, c0:c1], u_t[:, c0:c1], AT,
                 Bv[:, c0:c1] if Bv is not None else None, BfT,
-                Cv[:, c0:c1] if Cv is not None else None, CfT, q, discretization == "zoh")
+                Cv[:, c0:c1] if Cv is not None else None, CfT, q, zoh, invAT)
         if use_ckpt:
             y_c, h = checkpoint(_chunk, *args, use_reentrant=False)
         else:
