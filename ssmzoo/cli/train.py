@@ -66,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             train[key] = value
     cfg = TrainConfig.from_dict(train, owner="--train")
+    from ssmzoo.registry import get_registry
+
+    registry = get_registry()  # a misspelt mixer or task fails here, before the progress bar
+    registry.resolve(args.spec)
+    registry.resolve_task(args.task)
     bar, task_id = None, None
     if not args.quiet and not args.json:
         from rich.progress import (
