@@ -78,15 +78,17 @@ class _ExpAndExpm1(torch.autograd.Function):
     @staticmethod
     def forward(ctx, dt: Tensor, AT: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         if AT.is_complex():
+            # with s, c = sin(b/2), cos(b/2) and w = 2 e^a s: exp(x) - 1 = (expm1(a) - s w) + i c w
             ea = torch.expm1(dt * AT.real)  # (..., n, dim)
             half = dt * (0.5 * AT.imag)  # (..., n, dim)
-            s, c = torch.sin(half), torch.cos(half)
-            s2 = 2 * s * s  # 1 - cos b, without cancellation
-            cos_b, sin_b = 1 - s2, 2 * s * c
-            e = ea + 1  # exp(a)
-            im = e * sin_b
-            em = torch.complex(ea * cos_b - s2, im)
-            decay = torch.complex(e * cos_b, im)
+            s = torch.sin(half)
+            c = half.cos_()
+            w = torch.mul(s, ea + 1).mul_(2)  # 2 e^a sin(b/2)
+            em = torch.empty(ea.shape, dtype=complex_of(ea.dtype), device=ea.device)
+            em_ri = torch.view_as_real(em)  # (..., n, dim, 2)
+            torch.addcmul(ea, s, w, value=-1, out=em_ri[..., 0])
+            torch.mul(c, w, out=em_ri[..., 1])
+            decay = em + 1
         else:
             em = torch.expm1(dt * AT)  # (..., n, dim)
             decay = em + 1
@@ -97,8 +99,12 @@ class _ExpAndExpm1(torch.autograd.Function):
     def backward(ctx, g_decay: Tensor, g_em: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         dt, AT, decay = ctx.saved_tensors
         gx = (g_decay + g_em) * decay.conj()  # dL/dx for x = Δ·A, (..., n, dim)
-        g_dt = (gx * AT.conj()).real if AT.is_complex() else gx * AT
-        g_AT = (gx * dt).sum_to_size(AT.shape)
+        if AT.is_complex():  # Re(gx·conj(A)) = gx.re·A.re + gx.im·A.im, summed over n
+            prod = torch.view_as_real(gx) * torch.view_as_real(AT)  # (..., n, dim, 2)
+            g_dt = prod.sum(dim=(-3, -1), keepdim=True).squeeze(-1)  # (..., 1, dim)
+        else:
+            g_dt = (gx * AT).sum(dim=-2, keepdim=True)  # (..., 1, dim)
+        g_AT = (gx * dt).sum_to_size(AT.shape)  # (n, dim)
         return g_dt.sum_to_size(dt.shape), g_AT
 
 

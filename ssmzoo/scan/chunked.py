@@ -37,8 +37,7 @@ from einops import rearrange
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from ssmzoo.scan._math import (acc_dtype, complex_of, exp_and_expm1, interleaved_to_complex,
-                               phi1)
+from ssmzoo.scan._math import acc_dtype, complex_of, exp_and_expm1, interleaved_to_complex, phi1
 
 CHUNK_SIZE = 256
 BLOCK_SIZE = 16
