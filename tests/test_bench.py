@@ -42,7 +42,7 @@ def test_byte_floor_counts_each_input_and_output_once():
     want = 4 * (b * l * h * p + b * l * h + 2 * b * l * g * n + b * l * h * p + 3 * h)
     assert TINY_SSD.bytes_moved() == want
     assert TINY_SCAN.exps() == 2 * 1 * 4 * 16 * 3  # one exp per update, recomputed backward
-    assert bench.CASES["ssd-b8-l4096-n16:fwd"].targets  # the numbers travel with it
+    assert bench.CASES["ssd-b8-l4096-n16:fwd"].targets  # the target numbers travel with it
 
 
 def test_time_ms_measures_the_callable():

@@ -196,7 +196,7 @@ _BASE: list[tuple[BenchCase, dict[str, float]]] = [
     (_scan("scan-cpu-b2s6", 2, 64, 256, 16, device="cpu", dtype="fp32", complex=True, groups=8,
            B_bias=True), {}),
     (_ssd("ssd-cpu", 2, 256, 4, 16, p=16, device="cpu", dtype="fp32", chunk=64, targets={}), {}),
-    # GPU: ssd_scan, issue targets (mamba_ssm's Triton SSD, H100, measured 2026-11-22)
+    # GPU: ssd_scan, the project's targets (mamba_ssm's Triton SSD, H100, measured 2026-11-22)
     (_ssd("ssd-b8-l4096-n16", 8, 4096, 32, 16, targets={_M: 0.49}, note=_SSD_NOTE), {_M: 4.53}),
     (_ssd("ssd-b8-l4096-n128", 8, 4096, 32, 128, targets={_M: 0.80}, note=_SSD_NOTE),
      {_M: 4.85}),
@@ -204,7 +204,7 @@ _BASE: list[tuple[BenchCase, dict[str, float]]] = [
      {_M: 3.27}),
     (_ssd("ssd-b4-l16384-n128", 4, 16384, 16, 128, targets={_M: 0.85}, note=_SSD_NOTE),
      {_M: 4.32}),
-    # GPU: selective_scan, the selective-scan issue's cases (z, D, delta_bias, softplus, bf16)
+    # GPU: selective_scan, the selective-scan targets' cases (z, D, delta_bias, softplus, bf16)
     (_scan("scan-b8-d2048-l4096", 8, 2048, 4096, 16, targets={_M: 1.17}), {_M: 6.36}),
     (_scan("scan-b8-d2048-l4096-complex", 8, 2048, 4096, 16, complex=True,
            targets={_M: 3.04}), {}),
