@@ -153,7 +153,3 @@ def _remove(registry: Registry, names: list[tuple[str, str]]) -> None:
         if kind == "backend":
             registry._backend_plugin.pop(name, None)
 
-
-def plugin_module(name: str) -> ModuleType:
-    """Import a plugin module by dotted name (used by tests and the docs)."""
-    return importlib.import_module(name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -359,9 +359,6 @@ class Registry:
         return Description(entry.name, f"unit, {entry.role}", entry.doc, entry.plugin,
                            entry.paper, None, entry.name, entry.hparams, {},
                            self.variants_of(entry.name))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.list_units())
 
 
 _REGISTRY: Registry | None = None

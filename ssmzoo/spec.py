@@ -71,9 +71,6 @@ class Spec:
         """A copy with some arguments replaced or added (order: existing keys first)."""
         return Spec(self.name, {**self.args, **overrides})
 
-    def with_name(self, name: str) -> Spec:
-        return Spec(name, self.args)
-
 
 SpecLike = Spec | str
 

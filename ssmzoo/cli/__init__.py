@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("describe", help="hyperparameters, paper and variants of a unit")
-    p.add_argument("name", help="a unit, variant, model or task name")
+    p.add_argument("name", help="a unit, variant, model or task name, or a full spec to validate "
+                   "(e.g. 'b2s6-nobias(h=4)')")
     p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser("plugins", help="each plugin, its version, what it registered, its state")
