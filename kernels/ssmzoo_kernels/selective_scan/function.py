@@ -258,7 +258,8 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
     n_chunks = triton.cdiv(p.length, bt)
     ws = torch.empty(_state_shape(p, p.batch, n_chunks), dtype=torch.float32, device=dev)
     ypre = torch.empty(p.u.shape, dtype=p.u.dtype, device=dev) if p.z is not None else None
-    _launch_fwd(p, None, None, ws, ypre, FWD_CONFIG[p.is_complex], bt)
+    # the state-recomputing pass runs in the backward's own tile (same channels and chunk)
+    _launch_fwd(p, None, None, ws, ypre, cfg, bt)
     dout = dout.contiguous()
     f32 = {"dtype": torch.float32, "device": dev}
     g = {
