@@ -102,16 +102,21 @@ def decay_input_n(dt, u, Ar, Ai, Bre, Bim, IS_COMPLEX: tl.constexpr, ZOH: tl.con
 
 @triton.jit
 def scan_n(a_re, a_im, x_re, x_im, hin_re, hin_im, first, IS_COMPLEX: tl.constexpr):
-    """States of one chunk for one n: x at the first step gets a·h_in, then a sequential scan."""
+    """States of one chunk for one n: the scan of the affine steps (a, x) from a zero state gives
+    the cumulative decay P_t and X_t; the state carried in enters as h_t = X_t + P_t h_in (one
+    multiply-add per element, where folding h_in into the first step would cost a select and a
+    multiply-add on every element of a tile whose first step lies in another lane). ``first`` is
+    unused (kept for the callers' signature)."""
     h_im = 0.0
     if IS_COMPLEX:
-        ir, ii = cmul(a_re, a_im, hin_re[:, None], hin_im[:, None])
-        x_re = x_re + tl.where(first, ir, 0.0)
-        x_im = x_im + tl.where(first, ii, 0.0)
-        _pr, _pi, h_re, h_im = tl.associative_scan((a_re, a_im, x_re, x_im), 1, combine_complex)
+        p_re, p_im, h_re, h_im = tl.associative_scan((a_re, a_im, x_re, x_im), 1, combine_complex)
+        hr = hin_re[:, None]
+        hi = hin_im[:, None]
+        h_re = h_re + p_re * hr - p_im * hi
+        h_im = h_im + p_re * hi + p_im * hr
     else:
-        x_re = x_re + tl.where(first, a_re * hin_re[:, None], 0.0)
-        _p, h_re = tl.associative_scan((a_re, x_re), 1, combine_real)
+        p_re, h_re = tl.associative_scan((a_re, x_re), 1, combine_real)
+        h_re = h_re + p_re * hin_re[:, None]
     return h_re, h_im
 
 

@@ -32,13 +32,14 @@ class KernelConfig:
     segments: int = 0  # forward only: time segments in parallel (0: automatic, 1: none)
 
 
-# Measured on an H100 with benchmarks/gpu_selective_scan.py (KERNEL_NOTES.md, v2): fastest of the
-# shapes tried for (8, 2048, 4096, 16) bf16. Any power-of-two sizes are correct. One channel per
-# thread: block_d = 32 * num_warps; block_d is capped so that a program never straddles two B/C
-# groups. The forward's time segments (segments=0: automatic) are tested but not yet timed on a
-# GPU, so they are off by default.
-FWD_CONFIG = {False: KernelConfig(32, 16, 1, 1), True: KernelConfig(32, 16, 1, 1)}  # by is_complex
-BWD_CONFIG = {False: KernelConfig(32, 8, 1), True: KernelConfig(32, 8, 1)}
+# Measured on an H100 with benchmarks/gpu_selective_scan.py (KERNEL_NOTES.md, v2.2): fastest of the
+# shapes tried for (8, 2048, 4096, 16) bf16, forward and backward: 32 channels, chunks of 32 steps,
+# 4 warps, i.e. 8 steps per thread and 4 lanes per channel. Any power-of-two sizes are correct;
+# block_d is capped so that a program never straddles two B/C groups. The forward's time
+# segments (segments=0: automatic) are tested; untimed at this shape (16 warps per SM already),
+# so they are off.
+FWD_CONFIG = {False: KernelConfig(32, 32, 4, 1), True: KernelConfig(32, 32, 4, 1)}  # by is_complex
+BWD_CONFIG = {False: KernelConfig(32, 32, 4), True: KernelConfig(32, 32, 4)}
 TARGET_WARPS = 132 * 16  # the forward splits time until the grid has about this many warps
 MAX_D_STATE = 64  # the d_state loop is unrolled; states and gradient sums live in registers
 
@@ -119,10 +120,13 @@ def _pairs(t: Tensor, cplx: bool) -> Tensor:
 
 
 def _variable(t: Tensor) -> Tensor:
-    """A variable B/C as a contiguous (batch, groups, d_state, length') tensor."""
+    """A variable B/C as a contiguous float32 (batch, groups, d_state, length') tensor. Float32
+    because every channel of a program converts the same broadcast B/C values: converting once
+    here (B and C are d_state/dim of u's size) takes two instructions per state update out of
+    the kernels."""
     if t.dim() == 3:
         t = rearrange(t, "b n l -> b 1 n l")  # (batch, 1, d_state, length')
-    return t.contiguous()
+    return t.float().contiguous()
 
 
 def _prepare(u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, initial_state, softplus,
