@@ -40,7 +40,7 @@ def _windows(path: str, length: int, split: str) -> Any:
 def extension_rows(model: nn.Module, *, train_length: int, lengths: Sequence[int],
                    methods: Sequence[str] = ("identity", "delta", "constant", "calibrated"),
                    path: str = "", calib_windows: int = 2, eval_windows: int = 4,
-                   calib_steps: int = 10, constant_candidates: Sequence[float] = (0.5, 0.7, 0.85),
+                   calib_steps: int = 10, constant_candidates: Sequence[float] = (0.25, 0.5, 0.75),
                    batch_size: int = 2, seed: int = 0,
                    max_scale: float = 1.0) -> list[dict[str, Any]]:
     """Perplexity of ``model`` at each length under each method; the model is left unscaled.
@@ -103,14 +103,34 @@ def extension_rows(model: nn.Module, *, train_length: int, lengths: Sequence[int
 
 
 def extension_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Flat metrics for a grid row: ``ppl@L/method`` for every row, and ``calibrated_gain``, the
-    identity perplexity over the calibrated one at the longest length (> 1: calibration helped)."""
+    """Flat metrics for a grid row.
+
+    - ``ppl@L/method`` for every row;
+    - ``calibrated_gain``: the identity perplexity over the calibrated one at the longest length
+      (> 1: calibration helped);
+    - ``identity_rise``: the identity perplexity at the longest length over the one at the
+      shortest (the training length in the grid): how badly the unchanged model fails. The two
+      are measured on different windows of the test part, so a value near 1 means "no failure",
+      not "no change";
+    - ``scale@L/method`` (one scale) or ``scale@L/method/i`` (layer i) for the scaled methods.
+    """
     out = {f"ppl@{r['length']}/{r['method']}": float(r["perplexity"]) for r in rows}
-    longest = max((r["length"] for r in rows), default=0)
+    lengths = sorted({r["length"] for r in rows})
+    longest = lengths[-1] if lengths else 0
     ident = out.get(f"ppl@{longest}/identity")
     cal = out.get(f"ppl@{longest}/calibrated")
     if ident is not None and cal is not None and cal > 0:
         out["calibrated_gain"] = ident / cal
+    first = out.get(f"ppl@{lengths[0]}/identity") if lengths else None
+    if ident is not None and first and len(lengths) > 1:
+        out["identity_rise"] = ident / first
+    for r in rows:
+        scales = list(r.get("scales") or [])
+        key = f"scale@{r['length']}/{r['method']}"
+        if len(scales) == 1:
+            out[key] = float(scales[0])
+        else:
+            out.update({f"{key}/{i}": float(v) for i, v in enumerate(scales)})
     return out
 
 

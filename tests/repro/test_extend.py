@@ -166,3 +166,19 @@ def test_calibration_on_perplexity_never_worse_than_identity() -> None:
     assert lm_perplexity(model, ids, 32) == pytest.approx(cal.value)
     with pytest.raises(HyperparameterTypeError, match="length \\+ 1"):
         lm_perplexity(model, ids, 40)
+
+
+def test_extension_metrics_gain_rise_and_scales() -> None:
+    from ssmzoo.repro.length_extension import extension_metrics, extension_table
+
+    rows = [{"method": "identity", "length": 64, "perplexity": 3.0, "scales": []},
+            {"method": "identity", "length": 1024, "perplexity": 9.0, "scales": []},
+            {"method": "constant", "length": 1024, "perplexity": 4.0, "scales": [0.5]},
+            {"method": "calibrated", "length": 1024, "perplexity": 4.5, "scales": [0.3, 0.9]}]
+    m = extension_metrics(rows)
+    assert m["calibrated_gain"] == pytest.approx(2.0)
+    assert m["identity_rise"] == pytest.approx(3.0)
+    assert m["scale@1024/constant"] == 0.5
+    assert (m["scale@1024/calibrated/0"], m["scale@1024/calibrated/1"]) == (0.3, 0.9)
+    table = extension_table([m])
+    assert "| calibrated | — | 4.50 ± 0.00 |" in table and "scale" not in table
