@@ -1,0 +1,440 @@
+"""The chunked selective scan with a hand-written backward, in real arithmetic.
+
+Complex quantities are carried as pairs of real tensors (re, im): torch's complex ``addcmul`` on
+a CPU runs about 3x slower than the four real ``addcmul`` that do the same work, and pairs keep
+every kernel on the plain float path. A real scan uses the same code with ``im = None``.
+
+Forward of one chunk (layout (batch, q, J, n, g, r): step i of sub-block j, d_state n, the
+channel axis d split into the g groups of B/C and the r channels of a group):
+
+1. decays a = exp(Δ A) and inputs x = k (B_t + B_fixed) u with k = Δ (Euler) or
+   expm1(Δ A)/A (ZOH), for every step at once;
+2. every sub-block scanned from a zero state (q vectorised steps): its local end state;
+3. the sub-block recurrence H_j = exp((Σ_i Δ_i) A) H_{j-1} + h̃_j from the chunk's entering
+   state (only products of decays appear, never a quotient);
+4. every sub-block scanned again from its true entering state, all states written to one
+   buffer, and y = Σ_n h C (2 Re(h C) for complex states) contracted at once.
+
+Backward of one chunk, walking the chunks from the last: the chunk's forward is recomputed from
+its saved entering state (the only per-chunk tensors kept: memory stays O(b·d·n·chunk)), the
+state adjoint λ_t = s y'_t conj(C_t) + conj(a_{t+1}) λ_{t+1} (s = 2 for complex states) runs
+backwards with the same sub-block scheme, and every gradient is a product of λ with what the
+forward formed: dL/da_t = λ_t conj(h_{t-1}), dL/dx_t = λ_t, dL/dC_t = s y'_t conj(h_t), and
+through a = exp(ΔA) (and expm1(ΔA) for ZOH, with the same derivative) to Δ and A. Complex
+gradients follow torch's convention for real losses: dL/dRe + i dL/dIm, which is what the pairs
+carry, so the wrapper's ``view_as_real`` / ``torch.complex`` glue stays plain autograd.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+LOG2E = 1.4426950408889634
+
+Pair = tuple[Tensor, "Tensor | None"]
+
+
+# ---- pair arithmetic (im None: real) ----------------------------------------------------------
+def _add(a: Pair | None, b: Pair | None) -> Pair | None:
+    if a is None or b is None:
+        return a if b is None else b
+    im = a[1] if b[1] is None else b[1] if a[1] is None else a[1] + b[1]
+    return a[0] + b[0], im
+
+
+def _mul(a: Pair, b: Pair) -> Pair:
+    """a·b."""
+    (ar, ai), (br, bi) = a, b
+    if ai is None and bi is None:
+        return ar * br, None
+    if ai is None:
+        assert bi is not None
+        return ar * br, ar * bi
+    if bi is None:
+        return ar * br, ai * br
+    return torch.addcmul(ar * br, ai, bi, value=-1), torch.addcmul(ar * bi, ai, br)
+
+
+def _mulc(a: Pair, b: Pair) -> Pair:
+    """a·conj(b)."""
+    (ar, ai), (br, bi) = a, b
+    if bi is None:
+        return _mul(a, b)
+    if ai is None:
+        return ar * br, -(ar * bi)
+    return torch.addcmul(ar * br, ai, bi), torch.addcmul(ai * br, ar, bi, value=-1)
+
+
+def _re_mulc(a: Pair, b: Pair) -> Tensor:
+    """Re(a·conj(b)) = a.re·b.re + a.im·b.im."""
+    out = a[0] * b[0]
+    if a[1] is not None and b[1] is not None:
+        out.addcmul_(a[1], b[1])
+    return out
+
+
+def _step(x: Pair, a: Pair, h: Pair, out: Pair | None = None) -> Pair:
+    """a·h + x, into ``out`` when given (which must not alias h)."""
+    nr = torch.addcmul(x[0], a[0], h[0], out=out[0]) if out else torch.addcmul(x[0], a[0], h[0])
+    if h[1] is None:
+        return nr, None
+    assert x[1] is not None and a[1] is not None
+    nr.addcmul_(a[1], h[1], value=-1)
+    ni = torch.addcmul(x[1], a[0], h[1], out=out[1]) if out else torch.addcmul(x[1], a[0], h[1])
+    ni.addcmul_(a[1], h[0])
+    return nr, ni
+
+
+def _step_conj(x: Pair, a: Pair, h: Pair) -> Pair:
+    """conj(a)·h + x (new tensors)."""
+    nr = torch.addcmul(x[0], a[0], h[0])
+    if h[1] is None:
+        return nr, None
+    assert x[1] is not None and a[1] is not None
+    nr.addcmul_(a[1], h[1])
+    ni = torch.addcmul(x[1], a[0], h[1]).addcmul_(a[1], h[0], value=-1)
+    return nr, ni
+
+
+def _step_conj_(x: Pair, a: Pair, h: Pair) -> None:
+    """x += conj(a)·h in place (h must not alias x)."""
+    x[0].addcmul_(a[0], h[0])
+    if h[1] is not None:
+        assert x[1] is not None and a[1] is not None
+        x[0].addcmul_(a[1], h[1])
+        x[1].addcmul_(a[0], h[1]).addcmul_(a[1], h[0], value=-1)
+
+
+def _at(p: Pair, i: int | slice) -> Pair:
+    return p[0][:, i], (p[1][:, i] if p[1] is not None else None)
+
+
+def _exp(E_dt: Tensor, A: Pair) -> Pair:
+    """exp(Δ·A) for Δ (..., 1, g, r) and A (n, g, r): |.| by exp2, the phase by cos/sin."""
+    mag = torch.exp2(E_dt * (A[0] * LOG2E))
+    if A[1] is None:
+        return mag, None
+    ang = E_dt * A[1]
+    return torch.cos(ang).mul_(mag), torch.sin(ang).mul_(mag)
+
+
+def _exp_expm1(dt: Tensor, A: Pair) -> tuple[Pair, Pair]:
+    """(exp(Δ·A), expm1(Δ·A)); complex by the half-angle form, accurate near 0:
+    with s, c = sin(b/2), cos(b/2) and w = 2 e^a s, exp(a + ib) - 1 = (expm1(a) - s w) + i c w."""
+    ea = torch.expm1(dt * A[0])
+    if A[1] is None:
+        return (ea + 1, None), (ea, None)
+    half = dt * (0.5 * A[1])
+    s = torch.sin(half)
+    c = half.cos_()
+    w = torch.mul(s, ea + 1).mul_(2)
+    emr = ea.addcmul_(s, w, value=-1)
+    emi = c.mul_(w)
+    return (emr + 1, emi), (emr, emi)
+
+
+def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
+    return t.sum_to_size(shape) if t.shape != shape else t
+
+
+def _reduce_pair(p: Pair | None, shape: torch.Size) -> Pair | None:
+    if p is None:
+        return None
+    return _sum_to(p[0], shape), (_sum_to(p[1], shape) if p[1] is not None else None)
+
+
+# ---- one chunk -----------------------------------------------------------------------------
+class _Chunk:
+    """One chunk's forward quantities, in the (b, q, J, n, g, r) layout."""
+
+    def __init__(self, h0: Pair, dt: Tensor, u: Tensor, A: Pair, Bv: Pair | None,
+                 Bf: Pair | None, Cv: Pair | None, Cf: Pair | None, invA: Pair | None,
+                 q: int, g: int, keep: bool) -> None:
+        # dt, u: (b, T, d); Bv, Cv: (b, T, n, g); A, Bf, Cf, invA: (n, g, r); h0: (b, n, g, r)
+        self.dt = rearrange(dt, "b (j i) (g r) -> b i j 1 g r", i=q, g=g).contiguous()
+        self.u = rearrange(u, "b (j i) (g r) -> b i j 1 g r", i=q, g=g).contiguous()
+        self.A, self.invA, self.Bf, self.Cf, self.h0 = A, invA, Bf, Cf, h0
+        self.Bv = _map(Bv, lambda t: rearrange(t, "b (j i) n g -> b i j n g 1", i=q).contiguous())
+        self.Cv = _map(Cv, lambda t: rearrange(t, "b (j i) n g -> b i j n g 1", i=q).contiguous())
+        self.cplx = A[1] is not None
+        self.zoh = invA is not None
+        self.q = q
+        Bin = _add(self.Bv, Bf)
+        assert Bin is not None
+        self.Bin = Bin
+        # 1. decays and inputs
+        if self.zoh:
+            assert invA is not None
+            self.a, self.em = _exp_expm1(self.dt, A)  # (b, q, J, n, g, r)
+            self.W = _mul(Bin, invA)  # (B_t + B_fixed)/A
+            self.v = _mul(self.em, self.W)  # x / u
+            x = _mul(self.v, (self.u, None))
+        else:
+            self.a = _exp(self.dt, A)
+            self.cu = self.dt * self.u  # (b, q, J, 1, g, r)
+            x = _mul(Bin, (self.cu, None))
+        if x[0].shape != self.a[0].shape:  # fixed B, Euler, real: broadcast to full size
+            x = _map(x, lambda t: t.expand(self.a[0].shape).contiguous())
+        self.x = x
+        # 2. local end states of the sub-blocks
+        he = _at(x, 0)
+        for i in range(1, q):
+            he = _step(_at(x, i), _at(self.a, i), he)  # (b, J, n, g, r)
+        # 3. the sub-block recurrence
+        self.P = _exp(self.dt.sum(1), A)  # (b, J, 1 -> n, g, r): a sub-block's whole decay
+        H = h0
+        H_in = []
+        for j in range(he[0].shape[1]):
+            H_in.append(H)
+            H = _step(_at(he, j), _at(self.P, j), H)
+        self.H_in = _map_pairs(H_in, lambda ts: torch.stack(ts, 1))  # (b, J, n, g, r)
+        self.h_last = H
+        # 4. all states from their true entering states, then y
+        hb = _map(x, torch.empty_like)
+        prev = self.H_in
+        for i in range(q):
+            prev = _step(_at(x, i), _at(self.a, i), prev, out=_at(hb, i))
+        self.h = hb
+        Cin = _add(self.Cv, Cf)
+        assert Cin is not None
+        self.Cin = Cin
+        y = (hb[0] * Cin[0]).sum(3)  # (b, q, J, g, r)
+        if self.cplx:
+            assert hb[1] is not None and Cin[1] is not None
+            y.sub_((hb[1] * Cin[1]).sum(3)).mul_(2)
+        self.y = y
+        if not keep:  # free the full-size buffers early
+            del self.h, self.x, self.a
+
+    def backward(self, gy: Tensor, gH: Pair, needs: dict[str, bool]) -> dict[str, object]:
+        """Gradients from y' (b, T, d) and the adjoint of the chunk's last state gH."""
+        q = self.q
+        s = 2.0 if self.cplx else 1.0
+        gy6 = rearrange(gy, "b (j i) (g r) -> b i j 1 g r", i=q, g=self.dt.shape[-2])
+        sg = gy6 * s if self.cplx else gy6.contiguous()
+        a, hb = self.a, self.h
+        out: dict[str, object] = {}
+        # dL/dC = s y' conj(h)
+        if needs["C"]:
+            gC = (sg * hb[0], (sg * hb[1]).neg_() if hb[1] is not None else None)
+            out["Cv"] = _reduce_pair(gC, self.Cv[0].shape) if self.Cv is not None else None
+            out["Cf"] = _reduce_pair(gC, self.Cf[0].shape) if self.Cf is not None else None
+        # μ_t = s y'_t conj(C_t): the adjoint's source, turned in place into λ below
+        lam = (sg * self.Cin[0], (sg * self.Cin[1]).neg_() if self.Cin[1] is not None else None)
+        if lam[0].shape != a[0].shape:
+            lam = _map(lam, lambda t: t.expand(a[0].shape).contiguous())
+        # reverse pass 1: each sub-block's adjoint at its first step, from a zero end
+        l0 = _at(lam, q - 1)
+        for i in range(q - 2, -1, -1):
+            l0 = _step_conj(_at(lam, i), _at(a, i + 1), l0)  # (b, J, n, g, r)
+        # the sub-block recurrence, backwards: G_j flows into the last state of sub-block j
+        J = l0[0].shape[1]
+        G = gH
+        Gs: list[Pair] = [gH] * J
+        for j in range(J - 1, -1, -1):
+            Gs[j] = G
+            G = _step_conj(_mulc(_at(l0, j), _at(_at(a, 0), j)), _at(self.P, j), G)
+        out["h0"] = G
+        # reverse pass 2: λ in place
+        Gst = _map_pairs(Gs, lambda ts: torch.stack(ts, 1))
+        lam[0][:, q - 1].add_(Gst[0])
+        if lam[1] is not None:
+            lam[1][:, q - 1].add_(Gst[1])
+        for i in range(q - 2, -1, -1):
+            _step_conj_(_at(lam, i), _at(a, i + 1), _at(lam, i + 1))
+        # dL/da_t = λ_t conj(h_{t-1}), h_{-1} of a sub-block its entering state
+        ga = _map(lam, torch.empty_like)
+        _mulc_into(_at(lam, slice(1, None)), _at(hb, slice(None, -1)), _at(ga, slice(1, None)))
+        _mulc_into(_at(lam, 0), self.H_in, _at(ga, 0))
+        # the inputs x = k (B_t + B_fixed) u
+        if self.zoh:
+            gv = _mul(lam, (self.u, None))
+            gu = _re_mulc(lam, self.v).sum(3, keepdim=True)  # (b, q, J, 1, g, r)
+            gem = _mulc(gv, self.W)
+            gW = _mulc(gv, self.em)
+            ga = (ga[0].add_(gem[0]), ga[1].add_(gem[1]) if ga[1] is not None else None)
+            assert self.invA is not None
+            if needs["B"]:
+                gBin = _mulc(gW, self.invA)
+                out["Bv"] = _reduce_pair(gBin, self.Bv[0].shape) if self.Bv is not None else None
+                out["Bf"] = _reduce_pair(gBin, self.Bf[0].shape) if self.Bf is not None else None
+            if needs["invA"]:
+                out["invA"] = _reduce_pair(_mulc_reduce(gW, self.Bin, self.invA[0].shape),
+                                           self.invA[0].shape)
+            gdt = None
+        else:
+            if needs["B"]:
+                gBin = _mul(lam, (self.cu, None))
+                out["Bv"] = _reduce_pair(gBin, self.Bv[0].shape) if self.Bv is not None else None
+                out["Bf"] = _reduce_pair(gBin, self.Bf[0].shape) if self.Bf is not None else None
+            gcu = _re_mulc(lam, self.Bin).sum(3, keepdim=True)  # (b, q, J, 1, g, r)
+            gdt = gcu * self.u
+            gu = gcu * self.dt
+        # through a = exp(ΔA) (and expm1(ΔA), same derivative): dL/d(ΔA) = (..) conj(a)
+        gE = _mulc(ga, a)
+        gdt_a = _re_mulc(gE, self.A).sum(3, keepdim=True)
+        gdt = gdt_a if gdt is None else gdt.add_(gdt_a)
+        out["A"] = _reduce_pair(_map(gE, lambda t: t.mul_(self.dt)), self.A[0].shape)
+        out["dt"] = rearrange(gdt, "b i j 1 g r -> b (j i) (g r)")
+        out["u"] = rearrange(gu, "b i j 1 g r -> b (j i) (g r)")
+        for k in ("Bv", "Cv"):
+            if out.get(k) is not None:
+                out[k] = _map(out[k], lambda t: rearrange(t, "b i j n g 1 -> b (j i) n g"))
+        return out
+
+
+def _mulc_into(a: Pair, b: Pair, out: Pair) -> None:
+    """out = a·conj(b) (out must alias neither)."""
+    torch.mul(a[0], b[0], out=out[0])
+    if out[1] is not None:
+        assert a[1] is not None and b[1] is not None
+        out[0].addcmul_(a[1], b[1])
+        torch.mul(a[1], b[0], out=out[1]).addcmul_(a[0], b[1], value=-1)
+
+
+def _mulc_reduce(a: Pair, b: Pair, shape: torch.Size) -> Pair:
+    """Σ a·conj(b) down to ``shape``; when b already has that shape, sum a first."""
+    if b[0].shape == shape:
+        return _mulc(_reduce_pair(a, shape), b)  # type: ignore[arg-type]
+    return _mulc(a, b)
+
+
+def _map(p, f):  # type: ignore[no-untyped-def]
+    if p is None:
+        return None
+    return f(p[0]), (f(p[1]) if p[1] is not None else None)
+
+
+def _map_pairs(ps: list[Pair], f) -> Pair:  # type: ignore[no-untyped-def]
+    return f([p[0] for p in ps]), (f([p[1] for p in ps]) if ps[0][1] is not None else None)
+
+
+def _pair(re: Tensor | None, im: Tensor | None) -> Pair | None:
+    return None if re is None else (re, im)
+
+
+class ScanFn(torch.autograd.Function):
+    """The chunked scan over real tensors (complex ones as re/im pairs); see the module doc.
+
+    Inputs: dt, u (b, L, d) with L a multiple of q·J... (padded); A, Bf, Cf, invA as (n, d)
+    pairs; Bv, Cv (b, L, n, g) pairs; h0 (b, n, d) pair. Returns y (b, L, d) and the last state
+    (b, n, d, 1 or 2: re and im stacked last).
+    """
+
+    @staticmethod
+    def forward(ctx, meta: tuple[int, int, int, bool], dt: Tensor, u: Tensor,  # type: ignore[override]
+                Ar: Tensor, Ai: Tensor | None, Bvr: Tensor | None, Bvi: Tensor | None,
+                Bfr: Tensor | None, Bfi: Tensor | None, Cvr: Tensor | None, Cvi: Tensor | None,
+                Cfr: Tensor | None, Cfi: Tensor | None, iAr: Tensor | None, iAi: Tensor | None,
+                h0r: Tensor, h0i: Tensor | None) -> tuple[Tensor, Tensor]:
+        y, last, starts = run_forward(meta, dt, u, Ar, Ai, Bvr, Bvi, Bfr, Bfi, Cvr, Cvi, Cfr,
+                                      Cfi, iAr, iAi, h0r, h0i, save_starts=True)
+        ctx.meta = meta
+        ctx.save_for_backward(dt, u, Ar, Ai, Bvr, Bvi, Bfr, Bfi, Cvr, Cvi, Cfr, Cfi, iAr, iAi,
+                              *starts)
+        ctx.cplx = Ai is not None
+        return y, last
+
+    @staticmethod
+    def backward(ctx, gy: Tensor, glast: Tensor):  # type: ignore[override]
+        q, J, g, zoh = ctx.meta
+        (dt, u, Ar, Ai, Bvr, Bvi, Bfr, Bfi, Cvr, Cvi, Cfr, Cfi, iAr, iAi,
+         *starts) = ctx.saved_tensors
+        st = (starts[0], starts[1] if ctx.cplx else None)  # (chunks, b, n, g, r)
+        nd = ctx.needs_input_grad
+        needs = {"B": any(nd[5:9]), "C": any(nd[9:13]), "invA": any(nd[13:15])}
+        A, Bf, Cf, invA = (_split(_pair(Ar, Ai), g), _split(_pair(Bfr, Bfi), g),
+                           _split(_pair(Cfr, Cfi), g), _split(_pair(iAr, iAi), g))
+        Bv, Cv = _pair(Bvr, Bvi), _pair(Cvr, Cvi)
+        b, L, d = dt.shape
+        step = q * J
+        gl = rearrange(glast, "b n (g r) c -> c b n g r", g=g)
+        gH: Pair = (gl[0], gl[1] if ctx.cplx else None)
+        gdt, gu = torch.empty_like(dt), torch.empty_like(u)
+        gBv = _map(Bv, torch.empty_like) if needs["B"] else None
+        gCv = _map(Cv, torch.empty_like) if needs["C"] else None
+        acc: dict[str, Pair | None] = {"A": None, "Bf": None, "Cf": None, "invA": None}
+        for k in range((L - 1) // step, -1, -1):
+            c0, c1 = k * step, min(L, (k + 1) * step)
+            h0 = (st[0][k], st[1][k] if st[1] is not None else None)
+            ch = _Chunk(h0, dt[:, c0:c1], u[:, c0:c1], A,
+                        _map(Bv, lambda t: t[:, c0:c1]), Bf,
+                        _map(Cv, lambda t: t[:, c0:c1]), Cf, invA, q, g, keep=True)
+            o = ch.backward(gy[:, c0:c1], gH, needs)
+            del ch
+            gdt[:, c0:c1] = o["dt"]
+            gu[:, c0:c1] = o["u"]
+            if gBv is not None and o.get("Bv") is not None:
+                _copy_into(gBv, o["Bv"], c0, c1)
+            if gCv is not None and o.get("Cv") is not None:
+                _copy_into(gCv, o["Cv"], c0, c1)
+            for name in acc:
+                acc[name] = _add(acc[name], o.get(name))  # type: ignore[arg-type]
+            gH = o["h0"]  # type: ignore[assignment]
+        gA, gBf, gCf, giA = (_unsplit(acc[k]) for k in ("A", "Bf", "Cf", "invA"))
+        gh0 = _unsplit(gH)
+        return (None, gdt, gu, gA[0], gA[1], *(_or_none(gBv)), gBf[0], gBf[1],
+                *(_or_none(gCv)), gCf[0], gCf[1], giA[0], giA[1], gh0[0], gh0[1])
+
+
+def _copy_into(dst: Pair, src: Pair, c0: int, c1: int) -> None:
+    dst[0][:, c0:c1] = src[0]
+    if dst[1] is not None:
+        assert src[1] is not None
+        dst[1][:, c0:c1] = src[1]
+
+
+def _or_none(p: Pair | None) -> tuple[Tensor | None, Tensor | None]:
+    return (None, None) if p is None else p
+
+
+def _split(p: Pair | None, g: int) -> Pair | None:
+    """(n, d) -> (n, g, r)."""
+    return _map(p, lambda t: rearrange(t, "... (g r) -> ... g r", g=g))
+
+
+def _unsplit(p: Pair | None) -> tuple[Tensor | None, Tensor | None]:
+    if p is None:
+        return None, None
+    f = (lambda t: rearrange(t, "... g r -> ... (g r)"))
+    return f(p[0]), (f(p[1]) if p[1] is not None else None)
+
+
+def run_forward(meta: tuple[int, int, int, bool], dt: Tensor, u: Tensor, Ar: Tensor,
+                Ai: Tensor | None, Bvr: Tensor | None, Bvi: Tensor | None, Bfr: Tensor | None,
+                Bfi: Tensor | None, Cvr: Tensor | None, Cvi: Tensor | None, Cfr: Tensor | None,
+                Cfi: Tensor | None, iAr: Tensor | None, iAi: Tensor | None, h0r: Tensor,
+                h0i: Tensor | None, save_starts: bool = False
+                ) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """The forward over all chunks: y (b, L, d), the last state (b, n, d, 1|2), and (when
+    ``save_starts``) every chunk's entering state stacked: [(chunks, b, n, g, r)] x (1|2)."""
+    q, J, g, zoh = meta
+    A, Bf, Cf, invA = (_split(_pair(Ar, Ai), g), _split(_pair(Bfr, Bfi), g),
+                       _split(_pair(Cfr, Cfi), g), _split(_pair(iAr, iAi), g))
+    assert A is not None
+    Bv, Cv = _pair(Bvr, Bvi), _pair(Cvr, Cvi)
+    b, L, d = dt.shape
+    step = q * J
+    H = _split((h0r, h0i), g)
+    assert H is not None
+    ys, starts = [], []
+    for c0 in range(0, L, step):
+        c1 = min(L, c0 + step)
+        if save_starts:
+            starts.append(H)
+        ch = _Chunk(H, dt[:, c0:c1], u[:, c0:c1], A, _map(Bv, lambda t: t[:, c0:c1]), Bf,
+                    _map(Cv, lambda t: t[:, c0:c1]), Cf, invA if zoh else None, q, g, keep=False)
+        ys.append(rearrange(ch.y, "b i j g r -> b (j i) (g r)"))
+        H = ch.h_last
+        del ch
+    y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]
+    last = torch.stack([H[0], H[1]], -1) if H[1] is not None else H[0][..., None]
+    last = rearrange(last, "b n g r c -> b n (g r) c")
+    st = []
+    if save_starts:
+        st = [torch.stack([s[0] for s in starts])]
+        if H[1] is not None:
+            st.append(torch.stack([s[1] for s in starts]))  # type: ignore[misc]
+    return y, last, st
