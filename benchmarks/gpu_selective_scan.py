@@ -269,33 +269,45 @@ def run_bench(log, reference=True):
 
 
 def run_sweep(log):
-    """Forward and backward launch shapes on the main real and complex cases (bf16); installs the
-    fastest of each as the default for the rest of the run and returns every timing."""
+    """Forward and backward launch shapes and the kernels' A/B switches on the main real and
+    complex cases (bf16); installs the fastest of each as the default for the rest of the run and
+    returns every timing. Every shape is checked against the first; the first is timed again at
+    the end (a drift between the two says the GPU's clocks moved during the sweep)."""
     from ssmzoo_kernels.selective_scan import function as fn
 
     out, best = [], {}
-    # (block_d, block_t, warps, segments). Small block_t: one channel per thread, the chunk in the
-    # thread. Large block_t (8 steps per thread for bf16): a warp's lanes split the chunk in time,
-    # so the scans cross lanes (shuffles) but a channel gets up to 32 threads, as in mamba_ssm.
-    shapes = {"fwd": ((32, 32, 4, 1), (32, 16, 1, 1), (64, 32, 8, 1), (16, 32, 2, 1),
-                      (32, 64, 8, 1), (32, 32, 4, 0)),
-              "bwd": ((32, 32, 4, 0), (32, 8, 1, 0), (64, 32, 8, 0), (16, 32, 2, 0),
-                      (16, 64, 4, 0))}
+    # (block_d, block_t, warps, segments, B/C float32, carry after the scan). Small block_t: one
+    # channel per thread, the chunk in the thread. Larger block_t (8 steps per thread for bf16):
+    # a warp's lanes split the chunk in time, the scans cross lanes (shuffles) but a channel gets
+    # several threads, as in mamba_ssm.
+    shapes = {"fwd": ((32, 32, 4, 1, False, False), (32, 32, 4, 1, True, False),
+                      (32, 32, 4, 1, False, True), (32, 32, 4, 1, True, True),
+                      (64, 32, 8, 1, False, False), (32, 16, 1, 1, False, False),
+                      (64, 64, 16, 1, False, False), (32, 32, 4, 1, False, False)),
+              "bwd": ((32, 32, 4, 0, False, False), (32, 32, 4, 0, True, False),
+                      (16, 32, 2, 0, False, False), (32, 8, 1, 0, False, False),
+                      (32, 32, 4, 0, False, False))}
     for cplx in (False, True):
         kw = inputs(8, 2048, 4096, 16, cplx=cplx, dtype=torch.bfloat16)
-        p = fn._prepare(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"], kw["z"],
-                        kw["delta_bias"], None, None, None, True, "euler")
+
+        def prep(bc32, carry):
+            fn.VARIABLE_BC_FLOAT32, fn.CARRY_AFTER_SCAN = bc32, carry
+            return fn._prepare(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"], kw["z"],
+                               kw["delta_bias"], None, None, None, True, "euler")
+
+        p = prep(False, False)
         dout = torch.randn_like(kw["u"])
         want = {"fwd": fn._fwd(p, False, fn.KernelConfig(32, 32, 4, 1))[0].float(),
                 "bwd": fn._bwd(p, dout, None, fn.KernelConfig(32, 32, 4))}
         for which in ("fwd", "bwd"):
-            for bd, bt, w, seg in shapes[which][:3] if cplx else shapes[which]:
+            for bd, bt, w, seg, bc32, carry in shapes[which][:4] if cplx else shapes[which]:
                 cfg = fn.KernelConfig(bd, bt, w, seg)
+                q = prep(bc32, carry)
                 if which == "fwd":
-                    def f(c=cfg, q=p):
+                    def f(c=cfg, q=q):
                         return fn._fwd(q, False, c)
                 else:
-                    def f(c=cfg, q=p, g=dout):
+                    def f(c=cfg, q=q, g=dout):
                         return fn._bwd(q, g, None, c)
                 try:
                     got = f()
@@ -308,14 +320,20 @@ def run_sweep(log):
                 except Exception as e:  # a shape that does not compile (resources) is skipped
                     log(f"{which} {'c' if cplx else 'r'} {cfg}: {type(e).__name__} {str(e)[:100]}")
                     continue
-                out.append((which, cplx, bd, bt, w, seg, ms, err))
-                log(f"{which} {'complex' if cplx else 'real   '} BD={bd:3d} BT={bt:3d} warps={w}"
-                    f" segments={seg or 'auto'}: {ms:.3f} ms  (rel. diff to the default {err:.1e})")
-                if err < 1e-2 and ms < best.get((which, cplx), (1e9, None))[0]:
-                    best[(which, cplx)] = (ms, cfg)
-    for (which, cplx), (ms, cfg) in best.items():
+                out.append((which, cplx, bd, bt, w, seg, bc32, carry, ms, err))
+                log(f"{which} {'complex' if cplx else 'real   '} BD={bd:3d} BT={bt:3d} warps={w:2d}"
+                    f" segments={seg or 'auto'} bc32={int(bc32)} carry_after={int(carry)}:"
+                    f" {ms:.3f} ms  (rel. diff to the first {err:.1e})")
+                key = (which, cplx)
+                if err < 1e-2 and ms < best.get(key, (1e9, None))[0]:
+                    best[key] = (ms, (cfg, bc32, carry))
+    fwd_real = best.get(("fwd", False))
+    for (which, cplx), (ms, (cfg, bc32, carry)) in best.items():
         (fn.FWD_CONFIG if which == "fwd" else fn.BWD_CONFIG)[cplx] = cfg
         log(f"using {which} {'complex' if cplx else 'real'}: {cfg} ({ms:.3f} ms)")
+    if fwd_real:  # the switches are global: take the forward real case's
+        fn.VARIABLE_BC_FLOAT32, fn.CARRY_AFTER_SCAN = fwd_real[1][1], fwd_real[1][2]
+        log(f"using bc32={fwd_real[1][1]} carry_after={fwd_real[1][2]}")
     return out
 
 

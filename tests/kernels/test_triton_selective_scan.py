@@ -100,6 +100,18 @@ def test_matches_reference(case: ScanCase, nan_poison) -> None:
 
 @pytest.mark.parametrize("case", [
     replace(BASE, B_layout="grouped", C_layout="variable", initial_state=True, B_bias=True),
+    replace(BASE, complex=True, C_layout="grouped", dtype=torch.bfloat16, initial_state=True),
+], ids=str)
+def test_switches(case: ScanCase, monkeypatch, nan_poison) -> None:
+    """The kernels' A/B switches (float32 B/C, the carried state added after the scan) give the
+    same values and gradients."""
+    monkeypatch.setattr(fn, "VARIABLE_BC_FLOAT32", True)
+    monkeypatch.setattr(fn, "CARRY_AFTER_SCAN", True)
+    test_matches_reference(case, nan_poison)
+
+
+@pytest.mark.parametrize("case", [
+    replace(BASE, B_layout="grouped", C_layout="variable", initial_state=True, B_bias=True),
     replace(BASE, complex=True, discretization="zoh", initial_state=True, C_layout="fixed"),
 ], ids=str)
 def test_time_segments(case: ScanCase, monkeypatch, nan_poison) -> None:

@@ -101,22 +101,34 @@ def decay_input_n(dt, u, Ar, Ai, Bre, Bim, IS_COMPLEX: tl.constexpr, ZOH: tl.con
 
 
 @triton.jit
-def scan_n(a_re, a_im, x_re, x_im, hin_re, hin_im, first, IS_COMPLEX: tl.constexpr):
-    """States of one chunk for one n: the scan of the affine steps (a, x) from a zero state gives
-    the cumulative decay P_t and X_t; the state carried in enters as h_t = X_t + P_t h_in (one
-    multiply-add per element, where folding h_in into the first step would cost a select and a
-    multiply-add on every element of a tile whose first step lies in another lane). ``first`` is
-    unused (kept for the callers' signature)."""
+def scan_n(a_re, a_im, x_re, x_im, hin_re, hin_im, first, IS_COMPLEX: tl.constexpr,
+           CARRY_AFTER: tl.constexpr = False):
+    """States of one chunk for one n. The state carried in is folded into x at the chunk's first
+    step, then the sequential scan; or, with ``CARRY_AFTER``, the scan runs from a zero state and
+    h_in enters as h_t = X_t + P_t h_in with P_t the scan's cumulative decay (an A/B switch for
+    the GPU sweep: fewer selects, but P stays live)."""
     h_im = 0.0
-    if IS_COMPLEX:
-        p_re, p_im, h_re, h_im = tl.associative_scan((a_re, a_im, x_re, x_im), 1, combine_complex)
-        hr = hin_re[:, None]
-        hi = hin_im[:, None]
-        h_re = h_re + p_re * hr - p_im * hi
-        h_im = h_im + p_re * hi + p_im * hr
+    if CARRY_AFTER:
+        if IS_COMPLEX:
+            p_re, p_im, h_re, h_im = tl.associative_scan((a_re, a_im, x_re, x_im), 1,
+                                                         combine_complex)
+            hr = hin_re[:, None]
+            hi = hin_im[:, None]
+            h_re = h_re + p_re * hr - p_im * hi
+            h_im = h_im + p_re * hi + p_im * hr
+        else:
+            p_re, h_re = tl.associative_scan((a_re, x_re), 1, combine_real)
+            h_re = h_re + p_re * hin_re[:, None]
     else:
-        p_re, h_re = tl.associative_scan((a_re, x_re), 1, combine_real)
-        h_re = h_re + p_re * hin_re[:, None]
+        if IS_COMPLEX:
+            ir, ii = cmul(a_re, a_im, hin_re[:, None], hin_im[:, None])
+            x_re = x_re + tl.where(first, ir, 0.0)
+            x_im = x_im + tl.where(first, ii, 0.0)
+            _pr, _pi, h_re, h_im = tl.associative_scan((a_re, a_im, x_re, x_im), 1,
+                                                       combine_complex)
+        else:
+            x_re = x_re + tl.where(first, a_re * hin_re[:, None], 0.0)
+            _p, h_re = tl.associative_scan((a_re, x_re), 1, combine_real)
     return h_re, h_im
 
 
@@ -132,7 +144,7 @@ def selective_scan_fwd_kernel(
     HAS_BBIAS: tl.constexpr, HAS_CBIAS: tl.constexpr, HAS_H0: tl.constexpr,
     WRITE_OUT: tl.constexpr, STORE_LAST: tl.constexpr, STORE_STATES: tl.constexpr,
     SEG_SUMS: tl.constexpr, ZOH: tl.constexpr, FAST: tl.constexpr, BD: tl.constexpr,
-    BN: tl.constexpr, BT: tl.constexpr,
+    BN: tl.constexpr, BT: tl.constexpr, CARRY_AFTER: tl.constexpr = False,
 ):
     """Grid (cdiv(dim, BD), batch). Tensors (time stride 1): u, delta, z, out: (batch, dim, length);
     A, fixed B/C, B_bias, C_bias: contiguous (dim, d_state[, 2]); variable B/C: (batch, groups,
@@ -215,7 +227,7 @@ def selective_scan_fwd_kernel(
             if IS_COMPLEX:
                 hin_im = column(H_im, offs_n, n)
             h_re, h_im = scan_n(a_re, a_im, x_re, x_im, column(H_re, offs_n, n), hin_im, first,
-                                IS_COMPLEX)
+                                IS_COMPLEX, CARRY_AFTER)
             if NEED_Y:
                 Cre, Cim = load_state_n(C_ptr, Cv_base + n * s_Cn, Cb_ptr, offs_d, mask_d, n, t,
                                         mask_t, DSTATE, C_VAR, IS_COMPLEX, HAS_CBIAS)

@@ -40,6 +40,9 @@ class KernelConfig:
 # so they are off.
 FWD_CONFIG = {False: KernelConfig(32, 32, 4, 1), True: KernelConfig(32, 32, 4, 1)}  # by is_complex
 BWD_CONFIG = {False: KernelConfig(32, 32, 4), True: KernelConfig(32, 32, 4)}
+# A/B switches, measured by benchmarks/gpu_selective_scan.py sweep (KERNEL_NOTES.md, v2.3)
+VARIABLE_BC_FLOAT32 = False
+CARRY_AFTER_SCAN = False
 TARGET_WARPS = 132 * 16  # the forward splits time until the grid has about this many warps
 MAX_D_STATE = 64  # the d_state loop is unrolled; states and gradient sums live in registers
 
@@ -120,13 +123,12 @@ def _pairs(t: Tensor, cplx: bool) -> Tensor:
 
 
 def _variable(t: Tensor) -> Tensor:
-    """A variable B/C as a contiguous float32 (batch, groups, d_state, length') tensor. Float32
-    because every channel of a program converts the same broadcast B/C values: converting once
-    here (B and C are d_state/dim of u's size) takes two instructions per state update out of
-    the kernels."""
+    """A variable B/C as a contiguous (batch, groups, d_state, length') tensor, float32 when
+    ``VARIABLE_BC_FLOAT32`` (an A/B switch for the GPU sweep: every channel of a program
+    converts the same broadcast values, but float32 doubles the bytes each lane loads)."""
     if t.dim() == 3:
         t = rearrange(t, "b n l -> b 1 n l")  # (batch, 1, d_state, length')
-    return t.float().contiguous()
+    return (t.float() if VARIABLE_BC_FLOAT32 else t).contiguous()
 
 
 def _prepare(u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, initial_state, softplus,
@@ -190,7 +192,8 @@ def _launch_fwd(p: _Prepared, out: Tensor | None, last: Tensor | None, ws: Tenso
         SOFTPLUS=p.softplus, HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
         HAS_H0=h0 is not None, WRITE_OUT=out is not None, STORE_LAST=last is not None,
         STORE_STATES=ws is not None, SEG_SUMS=dts is not None, ZOH=p.zoh, FAST=_fast(), BD=bd,
-        BN=max(2, triton.next_power_of_2(p.dstate)), BT=block_t, num_warps=cfg.num_warps,
+        BN=max(2, triton.next_power_of_2(p.dstate)), BT=block_t, CARRY_AFTER=CARRY_AFTER_SCAN,
+        num_warps=cfg.num_warps,
     )
     return n_chunks
 
