@@ -280,7 +280,7 @@ def run_sweep(log):
     # channel per thread, the chunk in the thread. Larger block_t (8 steps per thread for bf16):
     # a warp's lanes split the chunk in time, the scans cross lanes (shuffles) but a channel gets
     # several threads, as in mamba_ssm.
-    shapes = {"fwd": ((32, 32, 4, 1, False, False), (32, 32, 4, 1, True, False),
+    shapes = {"fwd": ((32, 32, 4, 0, False, False), (32, 32, 4, 1, True, False),
                       (32, 32, 4, 1, False, True), (32, 32, 4, 1, True, True),
                       (64, 32, 8, 1, False, False), (32, 16, 1, 1, False, False),
                       (64, 64, 16, 1, False, False), (32, 32, 4, 1, False, False)),

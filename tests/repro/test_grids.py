@@ -3,7 +3,8 @@ versions of the grids show the papers' directions (``slow``: they train; they ru
 
 Only directions that held at the shipped size and that a reduced run still shows within the CI
 budget have a reduced test here (the Δ-gradient slopes in test_dt_gradients.py, coefficient
-recovery and length extension below); docs/reproductions.md gives the numbers of every grid, held or not.
+recovery and length extension below); docs/reproductions.md gives the numbers of every grid,
+held or not.
 """
 
 from __future__ import annotations

@@ -36,9 +36,9 @@ class KernelConfig:
 # shapes tried for (8, 2048, 4096, 16) bf16, forward and backward: 32 channels, chunks of 32 steps,
 # 4 warps, i.e. 8 steps per thread and 4 lanes per channel. Any power-of-two sizes are correct;
 # block_d is capped so that a program never straddles two B/C groups. The forward's time
-# segments (segments=0: automatic) are tested; untimed at this shape (16 warps per SM already),
-# so they are off.
-FWD_CONFIG = {False: KernelConfig(32, 32, 4, 1), True: KernelConfig(32, 32, 4, 1)}  # by is_complex
+# segments are automatic: none while the grid already gives every SM ~16 warps (the main case),
+# several for long sequences of few channels (4 x 1024 x 16384: 512 warps without them).
+FWD_CONFIG = {False: KernelConfig(32, 32, 4, 0), True: KernelConfig(32, 32, 4, 0)}  # by is_complex
 BWD_CONFIG = {False: KernelConfig(32, 32, 4), True: KernelConfig(32, 32, 4)}
 # A/B switches, measured by benchmarks/gpu_selective_scan.py sweep (KERNEL_NOTES.md, v2.3)
 VARIABLE_BC_FLOAT32 = False
