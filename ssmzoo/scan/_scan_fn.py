@@ -44,35 +44,39 @@ def _add(a: Pair | None, b: Pair | None) -> Pair | None:
     return a[0] + b[0], im
 
 
-def _mul(a: Pair, b: Pair) -> Pair:
-    """a·b."""
+def _mul(a: Pair, b: Pair, out: Pair | None = None) -> Pair:
+    """a·b, into ``out`` when given (which must alias neither)."""
     (ar, ai), (br, bi) = a, b
+    o0, o1 = out if out is not None else (None, None)
     if ai is None and bi is None:
-        return ar * br, None
+        return torch.mul(ar, br, out=o0), None
     if ai is None:
         assert bi is not None
-        return ar * br, ar * bi
+        return torch.mul(ar, br, out=o0), torch.mul(ar, bi, out=o1)
     if bi is None:
-        return ar * br, ai * br
-    return torch.addcmul(ar * br, ai, bi, value=-1), torch.addcmul(ar * bi, ai, br)
+        return torch.mul(ar, br, out=o0), torch.mul(ai, br, out=o1)
+    return (torch.mul(ar, br, out=o0).addcmul_(ai, bi, value=-1),
+            torch.mul(ar, bi, out=o1).addcmul_(ai, br))
 
 
-def _mulc(a: Pair, b: Pair) -> Pair:
-    """a·conj(b)."""
+def _mulc(a: Pair, b: Pair, out: Pair | None = None) -> Pair:
+    """a·conj(b), into ``out`` when given (which must alias neither)."""
     (ar, ai), (br, bi) = a, b
     if bi is None:
-        return _mul(a, b)
+        return _mul(a, b, out)
+    o0, o1 = out if out is not None else (None, None)
     if ai is None:
-        return ar * br, -(ar * bi)
-    return torch.addcmul(ar * br, ai, bi), torch.addcmul(ai * br, ar, bi, value=-1)
+        return torch.mul(ar, br, out=o0), torch.mul(ar, bi, out=o1).neg_()
+    return (torch.mul(ar, br, out=o0).addcmul_(ai, bi),
+            torch.mul(ai, br, out=o1).addcmul_(ar, bi, value=-1))
 
 
-def _re_mulc(a: Pair, b: Pair) -> Tensor:
-    """Re(a·conj(b)) = a.re·b.re + a.im·b.im."""
-    out = a[0] * b[0]
+def _re_mulc(a: Pair, b: Pair, out: Tensor | None = None) -> Tensor:
+    """Re(a·conj(b)) = a.re·b.re + a.im·b.im, into ``out`` when given."""
+    res = torch.mul(a[0], b[0], out=out)
     if a[1] is not None and b[1] is not None:
-        out.addcmul_(a[1], b[1])
-    return out
+        res.addcmul_(a[1], b[1])
+    return res
 
 
 def _step(x: Pair, a: Pair, h: Pair, out: Pair | None = None) -> Pair:
@@ -87,14 +91,15 @@ def _step(x: Pair, a: Pair, h: Pair, out: Pair | None = None) -> Pair:
     return nr, ni
 
 
-def _step_conj(x: Pair, a: Pair, h: Pair) -> Pair:
-    """conj(a)·h + x (new tensors)."""
-    nr = torch.addcmul(x[0], a[0], h[0])
+def _step_conj(x: Pair, a: Pair, h: Pair, out: Pair | None = None) -> Pair:
+    """conj(a)·h + x, into ``out`` when given (which must not alias h)."""
+    o0, o1 = out if out is not None else (None, None)
+    nr = torch.addcmul(x[0], a[0], h[0], out=o0)
     if h[1] is None:
         return nr, None
     assert x[1] is not None and a[1] is not None
     nr.addcmul_(a[1], h[1])
-    ni = torch.addcmul(x[1], a[0], h[1]).addcmul_(a[1], h[0], value=-1)
+    ni = torch.addcmul(x[1], a[0], h[1], out=o1).addcmul_(a[1], h[0], value=-1)
     return nr, ni
 
 
@@ -111,32 +116,40 @@ def _at(p: Pair, i: int | slice) -> Pair:
     return p[0][:, i], (p[1][:, i] if p[1] is not None else None)
 
 
-def _exp(E_dt: Tensor, A: Pair) -> Pair:
+def _exp(E_dt: Tensor, A: Pair, out: Pair | None = None, tmp: Tensor | None = None) -> Pair:
     """exp(Δ·A) for Δ (..., 1, g, r) and A (n, g, r): |.| by exp2, the phase by cos/sin."""
-    mag = torch.exp2(E_dt * (A[0] * LOG2E))
+    o0, o1 = out if out is not None else (None, None)
+    mag = torch.mul(E_dt, A[0] * LOG2E, out=o0).exp2_()
     if A[1] is None:
         return mag, None
-    ang = E_dt * A[1]
-    return torch.cos(ang).mul_(mag), torch.sin(ang).mul_(mag)
+    ang = torch.mul(E_dt, A[1], out=o1)
+    c = torch.cos(ang, out=tmp)
+    ang.sin_().mul_(mag)
+    return mag.mul_(c), ang
 
 
-def _exp_expm1(dt: Tensor, A: Pair) -> tuple[Pair, Pair]:
+def _exp_expm1(dt: Tensor, A: Pair, ws: "_Work") -> tuple[Pair, Pair]:
     """(exp(Δ·A), expm1(Δ·A)); complex by the half-angle form, accurate near 0:
-    with s, c = sin(b/2), cos(b/2) and w = 2 e^a s, exp(a + ib) - 1 = (expm1(a) - s w) + i c w."""
-    ea = torch.expm1(dt * A[0])
+    with s, c = sin(b/2), cos(b/2) and w = 2 e^a s, exp(a + ib) - 1 = (expm1(a) - s w) + i c w.
+    The two share their imaginary part."""
+    cplx = A[1] is not None
+    ar, _ = ws("a", False)
+    emr, emi = ws("em", cplx)
+    ea = torch.mul(dt, A[0], out=emr).expm1_()
     if A[1] is None:
-        return (ea + 1, None), (ea, None)
-    half = dt * (0.5 * A[1])
-    s = torch.sin(half)
+        return (torch.add(ea, 1, out=ar), None), (ea, None)
+    assert emi is not None
+    half = torch.mul(dt, 0.5 * A[1], out=emi)
+    s = torch.sin(half, out=ws("t1", False)[0])
     c = half.cos_()
-    w = torch.mul(s, ea + 1).mul_(2)
+    w = torch.add(ea, 1, out=ar).mul_(s).mul_(2)  # 2 e^a sin(b/2)
     emr = ea.addcmul_(s, w, value=-1)
     emi = c.mul_(w)
-    return (emr + 1, emi), (emr, emi)
+    return (torch.add(emr, 1, out=ar), emi), (emr, emi)
 
 
 def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
-    return t.sum_to_size(shape) if t.shape != shape else t
+    return t.sum_to_size(shape) if t.shape != shape else t.clone()  # never a work buffer
 
 
 def _reduce_pair(p: Pair | None, shape: torch.Size) -> Pair | None:
@@ -146,89 +159,116 @@ def _reduce_pair(p: Pair | None, shape: torch.Size) -> Pair | None:
 
 
 # ---- one chunk -----------------------------------------------------------------------------
+class _Work:
+    """Full-size scratch buffers (b, q, J, n, g, r) of one call, reused by every chunk: on a CPU,
+    fresh large allocations come back from the OS as page faults, which cost more than the
+    arithmetic done in them. Memory stays O(b·d·n·chunk)."""
+
+    def __init__(self) -> None:
+        self.bufs: dict[str, Pair] = {}
+        self.shape: torch.Size | None = None
+        self.like: Tensor | None = None
+
+    def reset(self, shape: torch.Size, like: Tensor) -> None:
+        if shape != self.shape:
+            self.bufs.clear()  # a shorter last chunk: new buffers, the old ones freed
+        self.shape, self.like = shape, like
+
+    def __call__(self, name: str, cplx: bool, step: bool = False) -> Pair:
+        """The buffer ``name``: full size, or one step's slice (b, J, n, g, r) when ``step``."""
+        buf = self.bufs.get(name)
+        if buf is None or (buf[1] is None) == cplx:
+            assert self.shape is not None and self.like is not None
+            shape = self.shape[:1] + self.shape[2:] if step else self.shape
+            new = lambda: self.like.new_empty(shape)  # noqa: E731
+            buf = (new(), new() if cplx else None)
+            self.bufs[name] = buf
+        return buf
+
+
 class _Chunk:
     """One chunk's forward quantities, in the (b, q, J, n, g, r) layout."""
 
     def __init__(self, h0: Pair, dt: Tensor, u: Tensor, A: Pair, Bv: Pair | None,
                  Bf: Pair | None, Cv: Pair | None, Cf: Pair | None, invA: Pair | None,
-                 q: int, g: int, keep: bool) -> None:
+                 q: int, g: int, ws: _Work, for_backward: bool) -> None:
         # dt, u: (b, T, d); Bv, Cv: (b, T, n, g); A, Bf, Cf, invA: (n, g, r); h0: (b, n, g, r)
         self.dt = rearrange(dt, "b (j i) (g r) -> b i j 1 g r", i=q, g=g).contiguous()
         self.u = rearrange(u, "b (j i) (g r) -> b i j 1 g r", i=q, g=g).contiguous()
         self.A, self.invA, self.Bf, self.Cf, self.h0 = A, invA, Bf, Cf, h0
         self.Bv = _map(Bv, lambda t: rearrange(t, "b (j i) n g -> b i j n g 1", i=q).contiguous())
         self.Cv = _map(Cv, lambda t: rearrange(t, "b (j i) n g -> b i j n g 1", i=q).contiguous())
-        self.cplx = A[1] is not None
+        cplx = self.cplx = A[1] is not None
         self.zoh = invA is not None
-        self.q = q
-        Bin = _add(self.Bv, Bf)
-        assert Bin is not None
-        self.Bin = Bin
+        self.q, self.ws = q, ws
+        b, _, J, _, _, r = self.dt.shape
+        ws.reset(torch.Size((b, q, J, A[0].shape[0], g, r)), self.dt)
+        self.Bin = _full_sum(self.Bv, Bf, ws("Bin", cplx))
         # 1. decays and inputs
         if self.zoh:
             assert invA is not None
-            self.a, self.em = _exp_expm1(self.dt, A)  # (b, q, J, n, g, r)
-            self.W = _mul(Bin, invA)  # (B_t + B_fixed)/A
-            self.v = _mul(self.em, self.W)  # x / u
-            x = _mul(self.v, (self.u, None))
+            self.a, self.em = _exp_expm1(self.dt, A, ws)  # (b, q, J, n, g, r)
+            self.W = _mul(self.Bin, invA,  # (B_t + B_fixed)/A: full size when B varies
+                          out=ws("W", cplx) if self.Bv is not None else None)
+            self.v = _mul(self.em, self.W, out=ws("v", cplx))  # x / u
+            x = _mul(self.v, (self.u, None), out=ws("x", cplx))
         else:
-            self.a = _exp(self.dt, A)
+            self.a = _exp(self.dt, A, out=ws("a", cplx), tmp=ws("t1", False)[0])
             self.cu = self.dt * self.u  # (b, q, J, 1, g, r)
-            x = _mul(Bin, (self.cu, None))
-        if x[0].shape != self.a[0].shape:  # fixed B, Euler, real: broadcast to full size
-            x = _map(x, lambda t: t.expand(self.a[0].shape).contiguous())
+            xb = ws("x", cplx)
+            x = _mul(self.Bin, (self.cu.expand(xb[0].shape), None), out=xb)
         self.x = x
         # 2. local end states of the sub-blocks
         he = _at(x, 0)
+        bufs = (ws("s0", cplx, step=True), ws("s1", cplx, step=True))  # ping-pong
         for i in range(1, q):
-            he = _step(_at(x, i), _at(self.a, i), he)  # (b, J, n, g, r)
+            he = _step(_at(x, i), _at(self.a, i), he, out=bufs[i % 2])  # (b, J, n, g, r)
         # 3. the sub-block recurrence
         self.P = _exp(self.dt.sum(1), A)  # (b, J, 1 -> n, g, r): a sub-block's whole decay
         H = h0
         H_in = []
-        for j in range(he[0].shape[1]):
+        for j in range(J):
             H_in.append(H)
             H = _step(_at(he, j), _at(self.P, j), H)
         self.H_in = _map_pairs(H_in, lambda ts: torch.stack(ts, 1))  # (b, J, n, g, r)
         self.h_last = H
         # 4. all states from their true entering states, then y
-        hb = _map(x, torch.empty_like)
+        hb = ws("h", cplx)
         prev = self.H_in
         for i in range(q):
             prev = _step(_at(x, i), _at(self.a, i), prev, out=_at(hb, i))
         self.h = hb
-        Cin = _add(self.Cv, Cf)
-        assert Cin is not None
-        self.Cin = Cin
-        y = (hb[0] * Cin[0]).sum(3)  # (b, q, J, g, r)
-        if self.cplx:
-            assert hb[1] is not None and Cin[1] is not None
-            y.sub_((hb[1] * Cin[1]).sum(3)).mul_(2)
+        self.Cin = _full_sum(self.Cv, Cf, ws("Cin", cplx))
+        if for_backward:
+            return
+        t1 = ws("t1", False)[0]
+        y = torch.mul(hb[0], self.Cin[0], out=t1).sum(3)  # (b, q, J, g, r)
+        if cplx:
+            assert hb[1] is not None and self.Cin[1] is not None
+            y.sub_(torch.mul(hb[1], self.Cin[1], out=t1).sum(3)).mul_(2)
         self.y = y
-        if not keep:  # free the full-size buffers early
-            del self.h, self.x, self.a
 
     def backward(self, gy: Tensor, gH: Pair, needs: dict[str, bool]) -> dict[str, object]:
         """Gradients from y' (b, T, d) and the adjoint of the chunk's last state gH."""
-        q = self.q
-        s = 2.0 if self.cplx else 1.0
+        q, ws, cplx = self.q, self.ws, self.cplx
+        s = 2.0 if cplx else 1.0
         gy6 = rearrange(gy, "b (j i) (g r) -> b i j 1 g r", i=q, g=self.dt.shape[-2])
-        sg = gy6 * s if self.cplx else gy6.contiguous()
+        sg = gy6 * s if cplx else gy6.contiguous()
         a, hb = self.a, self.h
+        full = a[0].shape
         out: dict[str, object] = {}
         # dL/dC = s y' conj(h)
         if needs["C"]:
-            gC = (sg * hb[0], (sg * hb[1]).neg_() if hb[1] is not None else None)
+            gC = _mulc((sg.expand(full), None), hb, out=ws("g1", cplx))
             out["Cv"] = _reduce_pair(gC, self.Cv[0].shape) if self.Cv is not None else None
             out["Cf"] = _reduce_pair(gC, self.Cf[0].shape) if self.Cf is not None else None
         # μ_t = s y'_t conj(C_t): the adjoint's source, turned in place into λ below
-        lam = (sg * self.Cin[0], (sg * self.Cin[1]).neg_() if self.Cin[1] is not None else None)
-        if lam[0].shape != a[0].shape:
-            lam = _map(lam, lambda t: t.expand(a[0].shape).contiguous())
+        lam = _mulc((sg.expand(full), None), self.Cin, out=ws("lam", cplx))
         # reverse pass 1: each sub-block's adjoint at its first step, from a zero end
         l0 = _at(lam, q - 1)
+        bufs = (ws("s0", cplx, step=True), ws("s1", cplx, step=True))  # ping-pong
         for i in range(q - 2, -1, -1):
-            l0 = _step_conj(_at(lam, i), _at(a, i + 1), l0)  # (b, J, n, g, r)
+            l0 = _step_conj(_at(lam, i), _at(a, i + 1), l0, out=bufs[i % 2])  # (b, J, n, g, r)
         # the sub-block recurrence, backwards: G_j flows into the last state of sub-block j
         J = l0[0].shape[1]
         G = gH
@@ -245,36 +285,37 @@ class _Chunk:
         for i in range(q - 2, -1, -1):
             _step_conj_(_at(lam, i), _at(a, i + 1), _at(lam, i + 1))
         # dL/da_t = λ_t conj(h_{t-1}), h_{-1} of a sub-block its entering state
-        ga = _map(lam, torch.empty_like)
+        ga = ws("ga", cplx)
         _mulc_into(_at(lam, slice(1, None)), _at(hb, slice(None, -1)), _at(ga, slice(1, None)))
         _mulc_into(_at(lam, 0), self.H_in, _at(ga, 0))
+        t1 = ws("t1", False)[0]
         # the inputs x = k (B_t + B_fixed) u
         if self.zoh:
-            gv = _mul(lam, (self.u, None))
-            gu = _re_mulc(lam, self.v).sum(3, keepdim=True)  # (b, q, J, 1, g, r)
-            gem = _mulc(gv, self.W)
-            gW = _mulc(gv, self.em)
-            ga = (ga[0].add_(gem[0]), ga[1].add_(gem[1]) if ga[1] is not None else None)
+            gv = _mul(lam, (self.u, None), out=ws("x", cplx))  # x is no longer needed
+            gu = _re_mulc(lam, self.v, out=t1).sum(3, keepdim=True)  # (b, q, J, 1, g, r)
+            # dL/d expm1(ΔA) = gv conj(W), added to dL/da (both have the derivative exp(ΔA))
+            _addmulc_(ga, gv, self.W)
+            gW = _mulc(gv, self.em, out=ws("W", cplx))  # W is no longer needed
             assert self.invA is not None
             if needs["B"]:
-                gBin = _mulc(gW, self.invA)
+                gBin = _mulc(gW, self.invA, out=ws("v", cplx))  # nor v
                 out["Bv"] = _reduce_pair(gBin, self.Bv[0].shape) if self.Bv is not None else None
                 out["Bf"] = _reduce_pair(gBin, self.Bf[0].shape) if self.Bf is not None else None
             if needs["invA"]:
-                out["invA"] = _reduce_pair(_mulc_reduce(gW, self.Bin, self.invA[0].shape),
-                                           self.invA[0].shape)
+                out["invA"] = _reduce_pair(_mulc_reduce(gW, self.Bin, self.invA[0].shape,
+                                                        ws("g1", cplx)), self.invA[0].shape)
             gdt = None
         else:
             if needs["B"]:
-                gBin = _mul(lam, (self.cu, None))
+                gBin = _mul(lam, (self.cu.expand(full), None), out=ws("x", cplx))
                 out["Bv"] = _reduce_pair(gBin, self.Bv[0].shape) if self.Bv is not None else None
                 out["Bf"] = _reduce_pair(gBin, self.Bf[0].shape) if self.Bf is not None else None
-            gcu = _re_mulc(lam, self.Bin).sum(3, keepdim=True)  # (b, q, J, 1, g, r)
+            gcu = _re_mulc(lam, _expand(self.Bin, full), out=t1).sum(3, keepdim=True)
             gdt = gcu * self.u
             gu = gcu * self.dt
         # through a = exp(ΔA) (and expm1(ΔA), same derivative): dL/d(ΔA) = (..) conj(a)
-        gE = _mulc(ga, a)
-        gdt_a = _re_mulc(gE, self.A).sum(3, keepdim=True)
+        gE = _mulc(ga, a, out=ws("lam", cplx))  # λ is no longer needed
+        gdt_a = _re_mulc(gE, _expand(self.A, full), out=t1).sum(3, keepdim=True)
         gdt = gdt_a if gdt is None else gdt.add_(gdt_a)
         out["A"] = _reduce_pair(_map(gE, lambda t: t.mul_(self.dt)), self.A[0].shape)
         out["dt"] = rearrange(gdt, "b i j 1 g r -> b (j i) (g r)")
@@ -283,6 +324,34 @@ class _Chunk:
             if out.get(k) is not None:
                 out[k] = _map(out[k], lambda t: rearrange(t, "b i j n g 1 -> b (j i) n g"))
         return out
+
+
+def _expand(p: Pair, shape: torch.Size) -> Pair:
+    return p[0].expand(shape), (p[1].expand(shape) if p[1] is not None else None)
+
+
+def _full_sum(v: Pair | None, f: Pair | None, out: Pair) -> Pair:
+    """v + f (the variable and the fixed part of B or C) at full size when both are given, else
+    the one given, left to broadcast."""
+    if v is None or f is None:
+        res = v if f is None else f
+        assert res is not None
+        return res
+    re = torch.add(v[0], f[0], out=out[0])
+    vi, fi = v[1], f[1]
+    if vi is None and fi is None:
+        return re, None
+    assert vi is not None and fi is not None
+    return re, torch.add(vi, fi, out=out[1])
+
+
+def _addmulc_(acc: Pair, a: Pair, b: Pair) -> None:
+    """acc += a·conj(b) in place."""
+    acc[0].addcmul_(a[0], b[0])
+    if acc[1] is not None:
+        assert a[1] is not None and b[1] is not None
+        acc[0].addcmul_(a[1], b[1])
+        acc[1].addcmul_(a[1], b[0]).addcmul_(a[0], b[1], value=-1)
 
 
 def _mulc_into(a: Pair, b: Pair, out: Pair) -> None:
@@ -294,11 +363,11 @@ def _mulc_into(a: Pair, b: Pair, out: Pair) -> None:
         torch.mul(a[1], b[0], out=out[1]).addcmul_(a[0], b[1], value=-1)
 
 
-def _mulc_reduce(a: Pair, b: Pair, shape: torch.Size) -> Pair:
+def _mulc_reduce(a: Pair, b: Pair, shape: torch.Size, out: Pair) -> Pair:
     """Σ a·conj(b) down to ``shape``; when b already has that shape, sum a first."""
     if b[0].shape == shape:
         return _mulc(_reduce_pair(a, shape), b)  # type: ignore[arg-type]
-    return _mulc(a, b)
+    return _mulc(a, _expand(b, a[0].shape), out=out)
 
 
 def _map(p, f):  # type: ignore[no-untyped-def]
@@ -356,12 +425,13 @@ class ScanFn(torch.autograd.Function):
         gBv = _map(Bv, torch.empty_like) if needs["B"] else None
         gCv = _map(Cv, torch.empty_like) if needs["C"] else None
         acc: dict[str, Pair | None] = {"A": None, "Bf": None, "Cf": None, "invA": None}
+        ws = _Work()
         for k in range((L - 1) // step, -1, -1):
             c0, c1 = k * step, min(L, (k + 1) * step)
             h0 = (st[0][k], st[1][k] if st[1] is not None else None)
             ch = _Chunk(h0, dt[:, c0:c1], u[:, c0:c1], A,
                         _map(Bv, lambda t: t[:, c0:c1]), Bf,
-                        _map(Cv, lambda t: t[:, c0:c1]), Cf, invA, q, g, keep=True)
+                        _map(Cv, lambda t: t[:, c0:c1]), Cf, invA, q, g, ws, for_backward=True)
             o = ch.backward(gy[:, c0:c1], gH, needs)
             del ch
             gdt[:, c0:c1] = o["dt"]
@@ -420,12 +490,14 @@ def run_forward(meta: tuple[int, int, int, bool], dt: Tensor, u: Tensor, Ar: Ten
     H = _split((h0r, h0i), g)
     assert H is not None
     ys, starts = [], []
+    ws = _Work()
     for c0 in range(0, L, step):
         c1 = min(L, c0 + step)
         if save_starts:
             starts.append(H)
         ch = _Chunk(H, dt[:, c0:c1], u[:, c0:c1], A, _map(Bv, lambda t: t[:, c0:c1]), Bf,
-                    _map(Cv, lambda t: t[:, c0:c1]), Cf, invA if zoh else None, q, g, keep=False)
+                    _map(Cv, lambda t: t[:, c0:c1]), Cf, invA if zoh else None, q, g, ws,
+                    for_backward=False)
         ys.append(rearrange(ch.y, "b i j g r -> b (j i) (g r)"))
         H = ch.h_last
         del ch
