@@ -32,17 +32,17 @@ class KernelConfig:
     segments: int = 0  # forward only: time segments in parallel (0: automatic, 1: none)
 
 
-# Measured on an H100 with benchmarks/gpu_selective_scan.py (KERNEL_NOTES.md, v2.2): fastest of the
-# shapes tried for (8, 2048, 4096, 16) bf16, forward and backward: 32 channels, chunks of 32 steps,
-# 4 warps, i.e. 8 steps per thread and 4 lanes per channel. Any power-of-two sizes are correct;
+# Measured on an H100 with benchmarks/gpu_selective_scan.py (KERNEL_NOTES.md, v2.4): fastest of the
+# shapes tried for (8, 2048, 4096, 16) bf16: forward 32 channels, chunks of 32 steps, 4 warps,
+# i.e. 8 steps per thread and 4 lanes per channel; backward (16, 32, 2) real, (32, 8, 1) complex. Any power-of-two sizes are correct;
 # block_d is capped so that a program never straddles two B/C groups. The forward's time
 # segments are automatic: none while the grid already gives every SM ~16 warps (the main case),
 # several for long sequences of few channels (4 x 1024 x 16384: 512 warps without them).
 FWD_CONFIG = {False: KernelConfig(32, 32, 4, 0), True: KernelConfig(32, 32, 4, 0)}  # by is_complex
-BWD_CONFIG = {False: KernelConfig(32, 32, 4), True: KernelConfig(32, 32, 4)}
+BWD_CONFIG = {False: KernelConfig(16, 32, 2), True: KernelConfig(32, 8, 1)}
 # A/B switches, measured by benchmarks/gpu_selective_scan.py sweep (KERNEL_NOTES.md, v2.3)
 VARIABLE_BC_FLOAT32 = False
-CARRY_AFTER_SCAN = False
+CARRY_AFTER_SCAN = True  # 1.214 vs 1.275 ms (real forward, 06:45 UTC)
 TARGET_WARPS = 132 * 16  # the forward splits time until the grid has about this many warps
 MAX_D_STATE = 64  # the d_state loop is unrolled; states and gradient sums live in registers
 
