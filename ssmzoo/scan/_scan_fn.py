@@ -191,7 +191,7 @@ class _Chunk:
 
     def __init__(self, h0: Pair, dt: Tensor, u: Tensor, A: Pair, Bv: Pair | None,
                  Bf: Pair | None, Cv: Pair | None, Cf: Pair | None, invA: Pair | None,
-                 q: int, g: int, ws: _Work, for_backward: bool) -> None:
+                 q: int, g: int, ws: _Work, y_out: Tensor | None) -> None:
         # dt, u: (b, T, d); Bv, Cv: (b, T, n, g); A, Bf, Cf, invA: (n, g, r); h0: (b, n, g, r)
         self.dt = rearrange(dt, "b (j i) (g r) -> b i j 1 g r", i=q, g=g).contiguous()
         self.u = rearrange(u, "b (j i) (g r) -> b i j 1 g r", i=q, g=g).contiguous()
@@ -239,14 +239,8 @@ class _Chunk:
             prev = _step(_at(x, i), _at(self.a, i), prev, out=_at(hb, i))
         self.h = hb
         self.Cin = _full_sum(self.Cv, Cf, ws("Cin", cplx))
-        if for_backward:
-            return
-        t1 = ws("t1", False)[0]
-        y = torch.mul(hb[0], self.Cin[0], out=t1).sum(3)  # (b, q, J, g, r)
-        if cplx:
-            assert hb[1] is not None and self.Cin[1] is not None
-            y.sub_(torch.mul(hb[1], self.Cin[1], out=t1).sum(3)).mul_(2)
-        self.y = y
+        if y_out is not None:
+            _contract_y(hb, self.Cin, y_out, ws("t1", False)[0])
 
     def backward(self, gy: Tensor, gH: Pair, needs: dict[str, bool]) -> dict[str, object]:
         """Gradients from y' (b, T, d) and the adjoint of the chunk's last state gH."""
@@ -324,6 +318,25 @@ class _Chunk:
             if out.get(k) is not None:
                 out[k] = _map(out[k], lambda t: rearrange(t, "b i j n g 1 -> b (j i) n g"))
         return out
+
+
+def _contract_y(h: Pair, C: Pair, out: Tensor, tmp: Tensor) -> None:
+    """y = Σ_n h·C, or 2 Re(Σ_n h·C) for pairs, into ``out`` (b, q, J, g, r)."""
+    b, q, J, n, g, r = h[0].shape
+    if g == 1 and C[0].shape == (b, q, J, n, 1, 1):  # variable C, no groups: one batched matmul
+        def mm(hh: Tensor, cc: Tensor) -> Tensor:
+            return torch.bmm(cc.reshape(b * q * J, 1, n), hh.view(b * q * J, n, r))
+
+        y = mm(h[0], C[0])
+        if h[1] is not None:
+            assert C[1] is not None
+            y = y.sub_(mm(h[1], C[1])).mul_(2)
+        out.copy_(y.view(out.shape))
+        return
+    torch.sum(torch.mul(h[0], C[0], out=tmp), 3, out=out)
+    if h[1] is not None:
+        assert C[1] is not None
+        out.sub_(torch.mul(h[1], C[1], out=tmp).sum(3)).mul_(2)
 
 
 def _expand(p: Pair, shape: torch.Size) -> Pair:
@@ -431,7 +444,7 @@ class ScanFn(torch.autograd.Function):
             h0 = (st[0][k], st[1][k] if st[1] is not None else None)
             ch = _Chunk(h0, dt[:, c0:c1], u[:, c0:c1], A,
                         _map(Bv, lambda t: t[:, c0:c1]), Bf,
-                        _map(Cv, lambda t: t[:, c0:c1]), Cf, invA, q, g, ws, for_backward=True)
+                        _map(Cv, lambda t: t[:, c0:c1]), Cf, invA, q, g, ws, None)
             o = ch.backward(gy[:, c0:c1], gH, needs)
             del ch
             gdt[:, c0:c1] = o["dt"]
@@ -489,19 +502,18 @@ def run_forward(meta: tuple[int, int, int, bool], dt: Tensor, u: Tensor, Ar: Ten
     step = q * J
     H = _split((h0r, h0i), g)
     assert H is not None
-    ys, starts = [], []
+    starts = []
     ws = _Work()
+    y = dt.new_empty(b, L, d)
     for c0 in range(0, L, step):
         c1 = min(L, c0 + step)
         if save_starts:
             starts.append(H)
         ch = _Chunk(H, dt[:, c0:c1], u[:, c0:c1], A, _map(Bv, lambda t: t[:, c0:c1]), Bf,
                     _map(Cv, lambda t: t[:, c0:c1]), Cf, invA if zoh else None, q, g, ws,
-                    for_backward=False)
-        ys.append(rearrange(ch.y, "b i j g r -> b (j i) (g r)"))
+                    rearrange(y[:, c0:c1], "b (j i) (g r) -> b i j g r", i=q, g=g))
         H = ch.h_last
         del ch
-    y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]
     last = torch.stack([H[0], H[1]], -1) if H[1] is not None else H[0][..., None]
     last = rearrange(last, "b n g r c -> b n (g r) c")
     st = []

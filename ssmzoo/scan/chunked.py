@@ -23,10 +23,13 @@ exp(segsum) would cost q exponentials per element where the scans cost one. Pyth
 chunk: 2q + J, instead of one per token. Decays are computed as exp2(Δ·A·log2 e), which torch
 evaluates about twice as fast as exp on CPUs (the CUDA kernel of mamba_ssm does the same).
 
-Gradients: with autograd on and more than one chunk, each chunk runs under
-:func:`torch.utils.checkpoint.checkpoint`, so only chunk-boundary states are kept and a chunk's
-internals are recomputed during the backward: memory stays O(chunk), and everything remains plain
-autograd (and traceable by torch.compile).
+The work itself is :mod:`ssmzoo.scan._scan_fn`: one autograd Function whose backward is written
+by hand (a reverse scan of the state adjoint with the same sub-block scheme, each chunk's forward
+recomputed from its saved entering state, so only chunk-boundary states are kept and memory stays
+O(chunk)); complex states are carried as real (re, im) pairs. The Function stays traceable by
+torch.compile. ZOH with some A = 0 (where 1/A is not finite) takes the older path below
+(:func:`_chunk`: phi1(ΔA)·Δ, plain autograd, chunks under
+:func:`torch.utils.checkpoint.checkpoint`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ from torch.utils.checkpoint import checkpoint
 from ssmzoo.scan._scan_fn import ScanFn, run_forward
 from ssmzoo.scan._math import acc_dtype, complex_of, exp_and_expm1, interleaved_to_complex, phi1
 
-CHUNK_SIZE = 256
+CHUNK_SIZE = 256  # the longest chunk chosen by default
+# default chunk: about this many floats in one full-size (batch, chunk, d_state, dim) tensor, so
+# that the dozen such work buffers of a chunk stay in a CPU's cache
+CHUNK_FLOATS = 1 << 21
 BLOCK_SIZE = 16
 LOG2E = 1.4426950408889634
 
@@ -145,12 +151,14 @@ def selective_scan_chunked(
     z: Tensor | None = None, delta_bias: Tensor | None = None, delta_softplus: bool = False,
     return_last_state: bool = False, *, B_bias: Tensor | None = None,
     C_bias: Tensor | None = None, initial_state: Tensor | None = None,
-    discretization: str = "euler", chunk_size: int = CHUNK_SIZE, block_size: int = BLOCK_SIZE,
+    discretization: str = "euler", chunk_size: int | None = None, block_size: int = BLOCK_SIZE,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """``selective_scan`` by chunks; same arguments and results as :func:`selective_scan_naive`.
 
-    ``chunk_size`` (rounded to a multiple of ``block_size``) bounds the memory; ``block_size``
-    is the sub-block length q. Neither changes the result beyond rounding.
+    ``chunk_size`` (rounded to a multiple of ``block_size``) bounds the memory; by default it is
+    as many steps as keep one (batch, chunk, d_state, dim) work buffer near ``CHUNK_FLOATS``
+    floats (at most ``CHUNK_SIZE`` steps), which keeps a chunk's buffers in a CPU's cache.
+    ``block_size`` is the sub-block length q. Neither changes the result beyond rounding.
     """
     real = acc_dtype(u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, initial_state)
     cplx = A.is_complex()
@@ -158,6 +166,9 @@ def selective_scan_chunked(
     b, d, L = u.shape
     n = A.shape[1]
     q = max(1, min(block_size, L))
+    if chunk_size is None:  # as many steps as fit CHUNK_FLOATS, at most CHUNK_SIZE
+        per_step = b * d * n * (2 if cplx else 1)
+        chunk_size = min(CHUNK_SIZE, max(q, CHUNK_FLOATS // per_step // q * q))
     J = max(1, chunk_size // q)
     Lp = -(-L // q) * q  # padded to whole sub-blocks: padded steps have Δ = 0, u = 0 (identity)
 
@@ -196,9 +207,11 @@ def selective_scan_chunked(
             u, delta, A, B, C, delta_bias, B_bias, C_bias, initial_state))
     y = rearrange(y_t[:, :L], "b l d -> b d l")  # (b, d, L)
     if D is not None:
-        y = y + D.to(real)[:, None] * uf
+        y = torch.addcmul(y, D.to(real)[:, None], uf)
     if z is not None:
-        y = y * F.silu(z.to(real))
+        gate = F.silu(z.to(real))
+        y = gate.mul_(y) if not (torch.is_grad_enabled() and gate.requires_grad | y.requires_grad) \
+            else y * gate
     out = y.to(u.dtype)
     return (out, rearrange(h, "b n d -> b d n")) if return_last_state else out
 
