@@ -189,6 +189,8 @@ def pool(h: Tensor, how: str, lengths: Tensor | None = None) -> Tensor:
     lengths = lengths.to(h.device).long().clamp(min=1, max=h.shape[1])
     if how == "mean":
         mask = torch.arange(h.shape[1], device=h.device)[None, :] < lengths[:, None]  # (b, l)
-        return (h * mask[..., None]).sum(1) / lengths[:, None].to(h.dtype)
+        # where, not a product with the mask: a non-finite value at a padded position (which
+        # nothing trains to stay finite) must not reach the mean as inf * 0 = nan
+        return torch.where(mask[..., None], h, 0.0).sum(1) / lengths[:, None].to(h.dtype)
     idx = (lengths - 1)[:, None, None].expand(-1, 1, h.shape[-1])                      # (b, 1, d)
     return h.gather(1, idx)[:, 0]

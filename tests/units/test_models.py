@@ -67,6 +67,15 @@ def test_classifier_inputs_pooling_and_padding() -> None:
         a = clf(padded, lengths)
         b = torch.stack([clf(x[i: i + 1, :n])[0] for i, n in enumerate(lengths)])
     assert_close("masked mean pooling", b, a, rtol=1e-12)
+    # non-finite values at padded positions stay out of the mean (inf * 0 would be nan)
+    from ssmzoo.models.backbone import pool
+
+    h = torch.randn(2, 5, 3, dtype=torch.float64)
+    h[0, 3:] = float("inf")
+    h[1, 1:] = float("nan")
+    pooled = pool(h, "mean", torch.tensor([3, 1]))
+    assert_close("pool past non-finite padding", torch.stack([h[0, :3].mean(0), h[1, 0]]), pooled,
+                 rtol=1e-12)
     last = ssmzoo.build_model("classifier(mixer=s4d, d_model=16, n_classes=5, pool=last, "
                               "vocab_size=9, pos=learned, max_len=32)")
     assert last(torch.randint(0, 9, (2, 12))).shape == (2, 5)
