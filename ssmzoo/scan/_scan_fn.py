@@ -27,6 +27,8 @@ carry, so the wrapper's ``view_as_real`` / ``torch.complex`` glue stays plain au
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from einops import rearrange
 from torch import Tensor
@@ -128,7 +130,7 @@ def _exp(E_dt: Tensor, A: Pair, out: Pair | None = None, tmp: Tensor | None = No
     return mag.mul_(c), ang
 
 
-def _exp_expm1(dt: Tensor, A: Pair, ws: "_Work") -> tuple[Pair, Pair]:
+def _exp_expm1(dt: Tensor, A: Pair, ws: _Work) -> tuple[Pair, Pair]:
     """(exp(Δ·A), expm1(Δ·A)); complex by the half-angle form, accurate near 0:
     with s, c = sin(b/2), cos(b/2) and w = 2 e^a s, exp(a + ib) - 1 = (expm1(a) - s w) + i c w.
     The two share their imaginary part."""
@@ -275,6 +277,7 @@ class _Chunk:
         Gst = _map_pairs(Gs, lambda ts: torch.stack(ts, 1))
         lam[0][:, q - 1].add_(Gst[0])
         if lam[1] is not None:
+            assert Gst[1] is not None
             lam[1][:, q - 1].add_(Gst[1])
         for i in range(q - 2, -1, -1):
             _step_conj_(_at(lam, i), _at(a, i + 1), _at(lam, i + 1))
@@ -400,8 +403,9 @@ def _pair(re: Tensor | None, im: Tensor | None) -> Pair | None:
 class ScanFn(torch.autograd.Function):
     """The chunked scan over real tensors (complex ones as re/im pairs); see the module doc.
 
-    Inputs: dt, u (b, L, d) with L a multiple of q·J... (padded); A, Bf, Cf, invA as (n, d)
-    pairs; Bv, Cv (b, L, n, g) pairs; h0 (b, n, d) pair. Returns y (b, L, d) and the last state
+    ``meta`` = (q, J, g, zoh): sub-block length, sub-blocks per chunk, groups, ZOH. Inputs:
+    dt, u (b, L, d) with L a multiple of q (padded); A, Bf, Cf, invA as (n, d) pairs; Bv, Cv
+    (b, L, n, g) pairs; h0 (b, n, d) pair (None for what is absent; im None when real). Returns y (b, L, d) and the last state
     (b, n, d, 1 or 2: re and im stacked last).
     """
 
@@ -429,6 +433,7 @@ class ScanFn(torch.autograd.Function):
         needs = {"B": any(nd[5:9]), "C": any(nd[9:13]), "invA": any(nd[13:15])}
         A, Bf, Cf, invA = (_split(_pair(Ar, Ai), g), _split(_pair(Bfr, Bfi), g),
                            _split(_pair(Cfr, Cfi), g), _split(_pair(iAr, iAi), g))
+        assert A is not None
         Bv, Cv = _pair(Bvr, Bvi), _pair(Cvr, Cvi)
         b, L, d = dt.shape
         step = q * J
@@ -442,10 +447,9 @@ class ScanFn(torch.autograd.Function):
         for k in range((L - 1) // step, -1, -1):
             c0, c1 = k * step, min(L, (k + 1) * step)
             h0 = (st[0][k], st[1][k] if st[1] is not None else None)
-            ch = _Chunk(h0, dt[:, c0:c1], u[:, c0:c1], A,
-                        _map(Bv, lambda t: t[:, c0:c1]), Bf,
-                        _map(Cv, lambda t: t[:, c0:c1]), Cf, invA, q, g, ws, None)
-            o = ch.backward(gy[:, c0:c1], gH, needs)
+            ch = _Chunk(h0, dt[:, c0:c1], u[:, c0:c1], A, _cut(Bv, c0, c1), Bf,
+                        _cut(Cv, c0, c1), Cf, invA, q, g, ws, None)
+            o: dict[str, Any] = ch.backward(gy[:, c0:c1], gH, needs)
             del ch
             gdt[:, c0:c1] = o["dt"]
             gu[:, c0:c1] = o["u"]
@@ -454,8 +458,8 @@ class ScanFn(torch.autograd.Function):
             if gCv is not None and o.get("Cv") is not None:
                 _copy_into(gCv, o["Cv"], c0, c1)
             for name in acc:
-                acc[name] = _add(acc[name], o.get(name))  # type: ignore[arg-type]
-            gH = o["h0"]  # type: ignore[assignment]
+                acc[name] = _add(acc[name], o.get(name))
+            gH = o["h0"]
         gA, gBf, gCf, giA = (_unsplit(acc[k]) for k in ("A", "Bf", "Cf", "invA"))
         gh0 = _unsplit(gH)
         return (None, gdt, gu, gA[0], gA[1], *(_or_none(gBv)), gBf[0], gBf[1],
@@ -481,8 +485,17 @@ def _split(p: Pair | None, g: int) -> Pair | None:
 def _unsplit(p: Pair | None) -> tuple[Tensor | None, Tensor | None]:
     if p is None:
         return None, None
-    f = (lambda t: rearrange(t, "... g r -> ... (g r)"))
+    def f(t: Tensor) -> Tensor:
+        return rearrange(t, "... g r -> ... (g r)")
+
     return f(p[0]), (f(p[1]) if p[1] is not None else None)
+
+
+def _cut(p: Pair | None, c0: int, c1: int) -> Pair | None:
+    """Steps c0:c1 of a (b, L, ...) pair."""
+    if p is None:
+        return None
+    return p[0][:, c0:c1], (p[1][:, c0:c1] if p[1] is not None else None)
 
 
 def run_forward(meta: tuple[int, int, int, bool], dt: Tensor, u: Tensor, Ar: Tensor,
@@ -509,8 +522,8 @@ def run_forward(meta: tuple[int, int, int, bool], dt: Tensor, u: Tensor, Ar: Ten
         c1 = min(L, c0 + step)
         if save_starts:
             starts.append(H)
-        ch = _Chunk(H, dt[:, c0:c1], u[:, c0:c1], A, _map(Bv, lambda t: t[:, c0:c1]), Bf,
-                    _map(Cv, lambda t: t[:, c0:c1]), Cf, invA if zoh else None, q, g, ws,
+        ch = _Chunk(H, dt[:, c0:c1], u[:, c0:c1], A, _cut(Bv, c0, c1), Bf,
+                    _cut(Cv, c0, c1), Cf, invA if zoh else None, q, g, ws,
                     rearrange(y[:, c0:c1], "b (j i) (g r) -> b i j g r", i=q, g=g))
         H = ch.h_last
         del ch

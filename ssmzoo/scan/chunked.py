@@ -12,8 +12,9 @@ innermost (broadcasts and the sum over d_state vectorise), and:
 3. a short recurrence over the sub-block boundaries carries the true state across them:
    H_j = exp((Σ_{t∈j} Δ_t) A) H_{j-1} + h̃_j (A does not depend on the step, so a sub-block's
    whole decay is one exponential), from the chunk's entering state; H_J leaves the chunk;
-4. all sub-blocks are scanned again, each from its true entering state H_{j-1}, and every step's
-   state is contracted with C_t while it is in cache.
+4. all sub-blocks are scanned again, each from its true entering state H_{j-1}, into one
+   buffer of the chunk's states, which is then contracted with C (a batched matmul when C is
+   variable and ungrouped).
 
 Only products of decays appear (never a quotient such as exp(-Σ a)), so nothing overflows
 however strong the decay, and nothing assumes Re(A) < 0. Why not SSD's quadratic form: in SSD one
@@ -35,6 +36,7 @@ torch.compile. ZOH with some A = 0 (where 1/A is not finite) takes the older pat
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +44,8 @@ from einops import rearrange
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from ssmzoo.scan._scan_fn import ScanFn, run_forward
 from ssmzoo.scan._math import acc_dtype, complex_of, exp_and_expm1, interleaved_to_complex, phi1
+from ssmzoo.scan._scan_fn import ScanFn, run_forward
 
 CHUNK_SIZE = 256  # the longest chunk chosen by default
 # default chunk: about this many floats in one full-size (batch, chunk, d_state, dim) tensor, so
@@ -243,7 +245,7 @@ def _run_fast(h: Tensor, dt_t: Tensor, u_t: Tensor, AT: Tensor, Bv: Tensor | Non
     if Cv is not None and gC != g:
         Cv = Cv.repeat_interleave(g // gC, dim=3)
     meta = (q, J, g, invAT is not None)
-    args = (meta, dt_t, u_t, *_parts(AT), *_parts(Bv), *_parts(BfT), *_parts(Cv), *_parts(CfT),
+    args: tuple[Any, ...] = (meta, dt_t, u_t, *_parts(AT), *_parts(Bv), *_parts(BfT), *_parts(Cv), *_parts(CfT),
             *_parts(invAT), *_parts(h))
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
         y_t, last = ScanFn.apply(*args)
