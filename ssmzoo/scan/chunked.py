@@ -159,7 +159,8 @@ def selective_scan_chunked(
 
     ``chunk_size`` (rounded to a multiple of ``block_size``) bounds the memory; by default it is
     as many steps as keep one (batch, chunk, d_state, dim) work buffer near ``CHUNK_FLOATS``
-    floats (at most ``CHUNK_SIZE`` steps), which keeps a chunk's buffers in a CPU's cache.
+    floats (at most ``CHUNK_SIZE`` steps) on a CPU, which keeps a chunk's buffers in its cache,
+    and ``CHUNK_SIZE`` on other devices.
     ``block_size`` is the sub-block length q. Neither changes the result beyond rounding.
     """
     real = acc_dtype(u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, initial_state)
@@ -168,9 +169,10 @@ def selective_scan_chunked(
     b, d, L = u.shape
     n = A.shape[1]
     q = max(1, min(block_size, L))
-    if chunk_size is None:  # as many steps as fit CHUNK_FLOATS, at most CHUNK_SIZE
+    if chunk_size is None:  # on a CPU as many steps as fit CHUNK_FLOATS, at most CHUNK_SIZE
         per_step = b * d * n * (2 if cplx else 1)
-        chunk_size = min(CHUNK_SIZE, max(q, CHUNK_FLOATS // per_step // q * q))
+        chunk_size = (min(CHUNK_SIZE, max(q, CHUNK_FLOATS // per_step // q * q))
+                      if u.device.type == "cpu" else CHUNK_SIZE)
     J = max(1, chunk_size // q)
     Lp = -(-L // q) * q  # padded to whole sub-blocks: padded steps have Δ = 0, u = 0 (identity)
 
