@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from einops import rearrange
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 LOG2E = 1.4426950408889634
 
@@ -424,6 +425,7 @@ class ScanFn(torch.autograd.Function):
         return y, last
 
     @staticmethod
+    @once_differentiable  # the backward writes into work buffers: no double backward
     def backward(ctx, gy: Tensor, glast: Tensor):  # type: ignore[override]
         q, J, g, zoh = ctx.meta
         (dt, u, Ar, Ai, Bvr, Bvi, Bfr, Bfi, Cvr, Cvi, Cfr, Cfi, iAr, iAi,
