@@ -91,3 +91,10 @@ def test_cli_json(tmp_path, monkeypatch, capsys):
     assert data["cases"][0]["name"] == "tiny-ssd"
     assert data["cases"][0]["results"][0]["status"] == "ok"
     assert "tiny-ssd" in capsys.readouterr().out
+
+
+def test_text_of_a_case_where_every_backend_refused():
+    rep = bench.run_case(TINY_SCAN, ["cuda"], repeats=1, warmup=0, ceil=CEIL)
+    assert [r.status for r in rep.results] == ["refused"] and rep.results[0].reason
+    table = bench.text([rep], {"device": "cpu"}, CEIL)
+    assert "cuda" in table and "refused" in table

@@ -165,8 +165,9 @@ class CudaBackend(ScanBackend):
             "A float32 or complex64",
             "return_last_state only without gradients (the kernel does not backpropagate "
             "through the last state)",
-            "no complex A with grouped B/C (its gradients disagreed with the reference on an "
-            "H100, 2026-11-23)",
+            "no complex A with grouped B/C: mamba_ssm 2.3.2's CUDA backward disagrees with "
+            "mamba_ssm's own selective_scan_ref there (H100, 2026-11-23: dB and dC 110%, "
+            "ddelta 51% off; the forward agrees to 4e-7)",
             "B_bias/C_bias cost extra scans: one per group of C for B_bias, one for C_bias, one "
             "for both",
         ]
@@ -197,9 +198,9 @@ class CudaBackend(ScanBackend):
             if t.dtype != want:
                 return False, f"{name} has dtype {t.dtype}; mamba_ssm's kernel takes {want} here"
         if call.is_complex and 4 in (call.B.dim(), call.C.dim()) and call.groups > 1:
-            return False, ("complex A with grouped B/C: mamba_ssm's backward disagreed with the "
-                           "reference on an H100 (2026-11-23, dB and du off by ~100%); not "
-                           "offered until that is resolved")
+            return False, ("complex A with grouped B/C: mamba_ssm's CUDA backward disagrees "
+                           "with mamba_ssm's own selective_scan_ref for this layout (H100, "
+                           "2026-11-23: dB and dC 110%, ddelta 51% off); use triton or reference")
         if (call.return_last_state and torch.is_grad_enabled()
                 and any(t.requires_grad for t in call.tensors().values())):
             return False, ("mamba_ssm's kernel does not backpropagate through the last state; "

@@ -57,8 +57,8 @@ def text(reports: Sequence[CaseReport], env: dict[str, str], ceil: Ceilings | No
                       "|" + "---|" * len(COLUMNS)]
             lines += ["| " + " | ".join(r + [""] * (len(COLUMNS) - len(r))) + " |" for r in rows]
             continue
-        widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in rows if len(r) == len(COLUMNS)))
-                  for i in range(len(COLUMNS))]
+        full = [r for r in rows if len(r) == len(COLUMNS)]  # refused rows are (name, reason)
+        widths = [max([len(COLUMNS[i])] + [len(r[i]) for r in full]) for i in range(len(COLUMNS))]
         lines.append("  ".join(h.rjust(w) if i else h.ljust(w)
                                for i, (h, w) in enumerate(zip(COLUMNS, widths))))
         for r in rows:
