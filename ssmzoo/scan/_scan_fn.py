@@ -106,15 +106,6 @@ def _step_conj(x: Pair, a: Pair, h: Pair, out: Pair | None = None) -> Pair:
     return nr, ni
 
 
-def _step_conj_(x: Pair, a: Pair, h: Pair) -> None:
-    """x += conj(a)·h in place (h must not alias x)."""
-    x[0].addcmul_(a[0], h[0])
-    if h[1] is not None:
-        assert x[1] is not None and a[1] is not None
-        x[0].addcmul_(a[1], h[1])
-        x[1].addcmul_(a[0], h[1]).addcmul_(a[1], h[0], value=-1)
-
-
 def _at(p: Pair, i: int | slice) -> Pair:
     return p[0][:, i], (p[1][:, i] if p[1] is not None else None)
 
@@ -281,7 +272,7 @@ class _Chunk:
             assert Gst[1] is not None
             lam[1][:, q - 1].add_(Gst[1])
         for i in range(q - 2, -1, -1):
-            _step_conj_(_at(lam, i), _at(a, i + 1), _at(lam, i + 1))
+            _addmulc_(_at(lam, i), _at(lam, i + 1), _at(a, i + 1))  # += conj(a_{i+1})·lam_{i+1}
         # dL/da_t = λ_t conj(h_{t-1}), h_{-1} of a sub-block its entering state
         ga = ws("ga", cplx)
         _mulc_into(_at(lam, slice(1, None)), _at(hb, slice(None, -1)), _at(ga, slice(1, None)))

@@ -194,3 +194,19 @@ def clone_inputs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Fresh leaf copies (same requires_grad), so two implementations get separate gradients."""
     return {k: (v.detach().clone().requires_grad_(v.requires_grad)
                 if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
+
+
+def gradcheck_chunked(kwargs: dict[str, Any], **options: Any) -> bool:
+    """torch.autograd.gradcheck of the chunked reference (output and last state, complex states
+    as real pairs) over every input of ``kwargs`` that requires grad; ``options`` go to
+    ``selective_scan_chunked`` (chunk_size, block_size)."""
+    from ssmzoo.scan.chunked import selective_scan_chunked
+
+    names = list(grad_inputs(kwargs))
+
+    def f(*tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        args = dict(kwargs, **dict(zip(names, tensors)))
+        out, last = selective_scan_chunked(**args, return_last_state=True, **options)
+        return out, torch.view_as_real(last) if last.is_complex() else last
+
+    return torch.autograd.gradcheck(f, [kwargs[n] for n in names], eps=1e-6, atol=1e-7)

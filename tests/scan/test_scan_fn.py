@@ -15,7 +15,13 @@ from ssmzoo.scan import chunked
 from ssmzoo.scan.chunked import selective_scan_chunked
 from ssmzoo.scan.naive import selective_scan_naive
 from tests.helpers import assert_close
-from tests.scan.cases import ScanCase, clone_inputs, grad_inputs, selective_scan_inputs
+from tests.scan.cases import (
+    ScanCase,
+    clone_inputs,
+    grad_inputs,
+    gradcheck_chunked,
+    selective_scan_inputs,
+)
 from tests.scan.oracle import selective_scan_oracle
 
 
@@ -58,15 +64,7 @@ def test_gradcheck_other_cases(cplx: bool, disc: str) -> None:
                     length=6, batch=1, dim=2, d_state=2, groups=2, B_bias=True, C_bias=True,
                     initial_state=True, dtype=torch.float64)
     kw = selective_scan_inputs(case, seed=5, requires_grad=True)
-    names = list(grad_inputs(kw))
-
-    def f(*tensors):
-        args = dict(kw, **dict(zip(names, tensors)))
-        out, last = selective_scan_chunked(**args, return_last_state=True, chunk_size=4,
-                                           block_size=2)
-        return out, torch.view_as_real(last) if last.is_complex() else last
-
-    assert torch.autograd.gradcheck(f, [kw[n] for n in names], eps=1e-6, atol=1e-7)
+    assert gradcheck_chunked(kw, chunk_size=4, block_size=2)
 
 
 @pytest.mark.parametrize("cplx", [False, True])
