@@ -210,3 +210,17 @@ def gradcheck_chunked(kwargs: dict[str, Any], **options: Any) -> bool:
         return out, torch.view_as_real(last) if last.is_complex() else last
 
     return torch.autograd.gradcheck(f, [kwargs[n] for n in names], eps=1e-6, atol=1e-7)
+
+
+def outputs_and_grads(fn: Any, kwargs: dict[str, Any], *, seed: int = 7,
+                      **extra: Any) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Run ``fn`` (a selective scan) on fresh leaf copies of ``kwargs`` with the last state, then
+    backpropagate random cotangents (from ``seed``) of the output and the last state; returns
+    out, last and the gradient of every input that requires grad."""
+    kw = clone_inputs(kwargs)
+    out, last = fn(**kw, return_last_state=True, **extra)
+    gen = torch.Generator().manual_seed(seed)
+    g_out = torch.randn(out.shape, generator=gen, dtype=out.dtype)
+    g_last = torch.randn(last.shape, generator=gen, dtype=last.dtype)
+    ((out * g_out).sum() + (last * g_last.conj()).real.sum()).backward()
+    return out, last, {k: v.grad for k, v in grad_inputs(kw).items()}

@@ -17,27 +17,16 @@ from ssmzoo.scan.naive import selective_scan_naive
 from tests.helpers import assert_close
 from tests.scan.cases import (
     ScanCase,
-    clone_inputs,
-    grad_inputs,
     gradcheck_chunked,
+    outputs_and_grads,
     selective_scan_inputs,
 )
 from tests.scan.oracle import selective_scan_oracle
 
 
-def _grads(fn, kw, **extra):
-    kw = clone_inputs(kw)
-    out, last = fn(**kw, return_last_state=True, **extra)
-    gen = torch.Generator().manual_seed(3)
-    g_out = torch.randn(out.shape, generator=gen, dtype=out.dtype)
-    g_last = torch.randn(last.shape, generator=gen, dtype=last.dtype)
-    ((out * g_out).sum() + (last * g_last.conj()).real.sum()).backward()
-    return out, last, {k: v.grad for k, v in grad_inputs(kw).items()}
-
-
 def _check(kw, rtol_val=1e-10, rtol_grad=1e-8, ref_fn=selective_scan_oracle, **extra):
-    out, last, grads = _grads(selective_scan_chunked, kw, **extra)
-    ref, ref_last, ref_grads = _grads(ref_fn, kw)
+    out, last, grads = outputs_and_grads(selective_scan_chunked, kw, seed=3, **extra)
+    ref, ref_last, ref_grads = outputs_and_grads(ref_fn, kw, seed=3)
     assert_close("out", ref, out, rtol=rtol_val)
     assert_close("last_state", ref_last, last, rtol=rtol_val)
     assert set(grads) == set(ref_grads)

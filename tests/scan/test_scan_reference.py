@@ -19,9 +19,9 @@ from ssmzoo.scan.naive import selective_scan_naive
 from tests.helpers import assert_close
 from tests.scan.cases import (
     ScanCase,
-    clone_inputs,
     grad_inputs,
     gradcheck_chunked,
+    outputs_and_grads,
     selective_scan_inputs,
 )
 from tests.scan.oracle import selective_scan_oracle
@@ -48,21 +48,10 @@ FLAGS_OFF = [
               B_bias=True, length=33, dtype=torch.float64)]
 
 
-def _run_with_grads(fn, kw, **extra):
-    kw = clone_inputs(kw)
-    out, last = fn(**kw, return_last_state=True, **extra)
-    gen = torch.Generator().manual_seed(7)
-    g_out = torch.randn(out.shape, generator=gen, dtype=out.dtype)
-    g_last = torch.randn(last.shape, generator=gen, dtype=last.dtype)
-    loss = (out * g_out).sum() + (last * g_last.conj()).real.sum()
-    loss.backward()
-    return out, last, {k: v.grad for k, v in grad_inputs(kw).items()}
-
-
 def _compare(case: ScanCase, fn, ref_fn, *, rtol_val: float, rtol_grad: float, **extra) -> None:
     kw = selective_scan_inputs(case, seed=hash(str(case)) % 1000, requires_grad=True)
-    out, last, grads = _run_with_grads(fn, kw, **extra)
-    ref, ref_last, ref_grads = _run_with_grads(ref_fn, kw)
+    out, last, grads = outputs_and_grads(fn, kw, **extra)
+    ref, ref_last, ref_grads = outputs_and_grads(ref_fn, kw)
     assert_close("out", ref, out, rtol=rtol_val)
     assert_close("last_state", ref_last, last, rtol=rtol_val)
     assert set(grads) == set(ref_grads)
