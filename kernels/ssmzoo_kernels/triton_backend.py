@@ -59,13 +59,21 @@ class TritonBackend(ScanBackend):
         # After mamba_ssm's CUDA kernel (10) until benchmarks/gpu_selective_scan.py shows it faster.
         return 20 if device_type == "cuda" else None
 
+    def op_priority(self, op: str, device_type: str) -> int | None:
+        # The SSD kernels ran at 0.56-0.80x of mamba_ssm's Triton SSD in 7 of 8 cases on an H100
+        # (docs/benchmarks.md, 2026-11-23): ahead of mamba_ssd (10) for ssd_scan.
+        if op == "ssd_scan" and device_type == "cuda":
+            return 5
+        return self.priority(device_type)
+
     def limitations(self) -> list[str]:
         return [
             "CUDA tensors (CPU only under TRITON_INTERPRET=1, for tests)",
             "float32/float16/bfloat16 inputs, float32 accumulation (no float64)",
             f"d_state <= {MAX_D_STATE}",
-            "slower than mamba_ssm's CUDA kernel on an H100 so far (KERNEL_NOTES.md): auto "
-            "prefers 'cuda' when both can run a call",
+            "selective_scan: slower than mamba_ssm's CUDA kernel on an H100 so far "
+            "(KERNEL_NOTES.md), so auto prefers 'cuda' when both can run a call; ssd_scan: "
+            "faster than mamba_ssm's Triton SSD in 7 of 8 measured cases, so auto prefers it",
         ]
 
     def supports_selective_scan(self, call: SelectiveScanCall) -> tuple[bool, str]:

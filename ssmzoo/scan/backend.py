@@ -161,7 +161,8 @@ class ScanBackend:
 
     ``name`` is the registry name; ``ops`` lists the scans implemented ("selective_scan",
     "ssd_scan"). ``priority(device_type)`` orders ``backend="auto"`` (lower is tried first;
-    ``None`` means never chosen automatically on that device type).
+    ``None`` means never chosen automatically on that device type); a backend whose rank differs
+    between its scans overrides ``op_priority(op, device_type)``, which defaults to ``priority``.
     """
 
     name: ClassVar[str] = "?"
@@ -174,6 +175,10 @@ class ScanBackend:
 
     def priority(self, device_type: str) -> int | None:
         return None
+
+    def op_priority(self, op: str, device_type: str) -> int | None:
+        """The rank of this backend for ``op`` ("selective_scan" or "ssd_scan") under ``auto``."""
+        return self.priority(device_type)
 
     def supports_selective_scan(self, call: SelectiveScanCall) -> tuple[bool, str]:
         return False, f"backend {self.name!r} does not implement selective_scan"

@@ -1,7 +1,8 @@
 """Choosing the backend that runs one scan call.
 
 ``backend="auto"`` tries the registered backends that implement the op in the order of their
-``priority(device_type)`` (lowest first; ``None`` means never automatically on that device) and
+``op_priority(op, device_type)`` (by default ``priority(device_type)``; lowest first; ``None``
+means never automatically on that device) and
 takes the first that is available and supports the call. A backend named explicitly must be able
 to run the call, or :class:`~ssmzoo.errors.BackendUnavailableError` says why; an unknown name
 raises :class:`~ssmzoo.errors.UnknownBackendError` listing the known ones.
@@ -36,7 +37,7 @@ def candidates(op: Op, device_type: str) -> list[tuple[str, ScanBackend]]:
 
     ranked = []
     for name, backend in get_registry().backends.items():
-        prio = backend.priority(device_type)
+        prio = backend.op_priority(op, device_type)
         if prio is not None and op in backend.ops:
             ranked.append((prio, name, backend))
     ranked.sort(key=lambda r: (r[0], r[1]))

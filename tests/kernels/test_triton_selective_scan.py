@@ -153,3 +153,16 @@ def test_registered_and_never_auto_on_cpu() -> None:
     assert backend.priority("cpu") is None
     assert backend.priority("cuda") is not None
     assert set(backend.ops) == {"selective_scan", "ssd_scan"}
+
+
+def test_auto_order_per_scan_on_cuda() -> None:
+    """On a GPU, auto tries the Triton SSD before mamba_ssm's and mamba_ssm's CUDA selective scan
+    before the Triton one (the order measured on an H100, docs/benchmarks.md)."""
+    from ssmzoo.scan.dispatch import candidates
+
+    ssd = [name for name, _ in candidates("ssd_scan", "cuda")]
+    scan = [name for name, _ in candidates("selective_scan", "cuda")]
+    assert ssd.index("triton") < ssd.index("mamba_ssd")
+    assert scan.index("cuda") < scan.index("triton")
+    assert ssd[-1] == scan[-1] == "reference"  # the fallback on a GPU
+    assert [name for name, _ in candidates("selective_scan", "cpu")] == ["reference"]

@@ -116,11 +116,21 @@ def hooks_rst(registry: Registry) -> str:
 # ---- backends -----------------------------------------------------------------------------------
 
 def _priority(backend: Any, device: str) -> str:
+    """The auto rank on ``device``; per scan when the backend ranks its scans differently."""
+    def show(p: int | None) -> str:
+        return "never" if p is None else str(p)
+
     try:
-        p = backend.priority(device)
+        rank = getattr(backend, "op_priority", None)
+        ops = tuple(getattr(backend, "ops", ()))
+        per_op = {op: (rank(op, device) if rank else backend.priority(device)) for op in ops}
+        if not per_op:
+            return show(backend.priority(device))
     except Exception as exc:  # noqa: BLE001 - shown, not hidden
         return f"error: {type(exc).__name__}"
-    return "never" if p is None else str(p)
+    if len(set(per_op.values())) == 1:
+        return show(next(iter(per_op.values())))
+    return ", ".join(f"{op}: {show(p)}" for op, p in per_op.items())
 
 
 def backends_rst(registry: Registry) -> str:
