@@ -66,6 +66,15 @@ class TritonBackend(ScanBackend):
             return 5
         return self.priority(device_type)
 
+    def call_priority(self, op: str, call: SelectiveScanCall | SSDCall) -> int | None:
+        # B2S6's biases: mamba_ssm's kernel needs extra scans for them (by linearity), and these
+        # kernels add them inside: 0.50x its forward and 0.87x its forward+backward time on an H100
+        # (g8 + B_bias, docs/benchmarks.md). So ahead of 'cuda' (10) for such calls.
+        if (isinstance(call, SelectiveScanCall) and call.device.type == "cuda"
+                and (call.B_bias is not None or call.C_bias is not None)):
+            return 5
+        return self.op_priority(op, call.device.type)
+
     def limitations(self) -> list[str]:
         return [
             "CUDA tensors (CPU only under TRITON_INTERPRET=1, for tests)",

@@ -162,7 +162,8 @@ class ScanBackend:
     ``name`` is the registry name; ``ops`` lists the scans implemented ("selective_scan",
     "ssd_scan"). ``priority(device_type)`` orders ``backend="auto"`` (lower is tried first;
     ``None`` means never chosen automatically on that device type); a backend whose rank differs
-    between its scans overrides ``op_priority(op, device_type)``, which defaults to ``priority``.
+    between its scans overrides ``op_priority(op, device_type)``, which defaults to ``priority``,
+    and one whose rank depends on the call overrides ``call_priority(op, call)``.
     """
 
     name: ClassVar[str] = "?"
@@ -179,6 +180,11 @@ class ScanBackend:
     def op_priority(self, op: str, device_type: str) -> int | None:
         """The rank of this backend for ``op`` ("selective_scan" or "ssd_scan") under ``auto``."""
         return self.priority(device_type)
+
+    def call_priority(self, op: str, call: SelectiveScanCall | SSDCall) -> int | None:
+        """The rank for one call (``auto`` sorts by it): by default ``op_priority`` on the call's
+        device; a backend that is faster only for some calls (measured) overrides it."""
+        return self.op_priority(op, call.device.type)
 
     def supports_selective_scan(self, call: SelectiveScanCall) -> tuple[bool, str]:
         return False, f"backend {self.name!r} does not implement selective_scan"

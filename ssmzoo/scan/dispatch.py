@@ -2,7 +2,7 @@
 
 ``backend="auto"`` tries the registered backends that implement the op in the order of their
 ``op_priority(op, device_type)`` (by default ``priority(device_type)``; lowest first; ``None``
-means never automatically on that device) and
+means never automatically on that device), refined per call by ``call_priority(op, call)``, and
 takes the first that is available and supports the call. A backend named explicitly must be able
 to run the call, or :class:`~ssmzoo.errors.BackendUnavailableError` says why; an unknown name
 raises :class:`~ssmzoo.errors.UnknownBackendError` listing the known ones.
@@ -58,7 +58,12 @@ def choose(op: Op, call: SelectiveScanCall | SSDCall, backend: str) -> ScanBacke
             raise BackendUnavailableError(backend, op, why)
         return chosen
     reasons: dict[str, str] = {}
-    for name, cand in candidates(op, call.device.type):
+    ranked = []
+    for i, (name, cand) in enumerate(candidates(op, call.device.type)):
+        prio = cand.call_priority(op, call) if hasattr(cand, "call_priority") else 0
+        if prio is not None:  # a backend may step out of auto for a call
+            ranked.append((prio, i, name, cand))
+    for _, _, name, cand in sorted(ranked, key=lambda r: r[:2]):
         ok, why = _supports(cand, op, call)
         if ok:
             return cand

@@ -166,3 +166,32 @@ def test_auto_order_per_scan_on_cuda() -> None:
     assert scan.index("cuda") < scan.index("triton")
     assert ssd[-1] == scan[-1] == "reference"  # the fallback on a GPU
     assert [name for name, _ in candidates("selective_scan", "cpu")] == ["reference"]
+
+
+def test_auto_puts_triton_first_for_b2s6_biases_on_cuda(monkeypatch) -> None:
+    """A selective scan with B2S6's biases on a GPU: the Triton kernels (bias inside, measured
+    0.50x / 0.87x of mamba_ssm's linearity path) before 'cuda'; without biases 'cuda' first."""
+    from ssmzoo.scan import dispatch
+
+    class OnCuda(SelectiveScanCall):  # a call whose tensors claim to live on a GPU
+        @property
+        def device(self) -> torch.device:
+            return torch.device("cuda")
+
+    def fake_call(**biases):
+        kw = selective_scan_inputs(replace(BASE, B_layout="grouped", C_layout="grouped"))
+        return OnCuda(**{k: v for k, v in kw.items() if k not in biases}, **biases)
+
+    registry = ssmzoo.registry.get_registry()
+    tried: list[list[str]] = []
+
+    def supports(backend, op, call):  # every backend accepts; record the order tried
+        tried[-1].append(backend.name)
+        return backend.name == tried[-1][0], ""
+
+    monkeypatch.setattr(dispatch, "_supports", supports)
+    bias = torch.randn(BASE.dim, BASE.d_state)
+    for biases, first in (({"B_bias": bias}, "triton"), ({}, "cuda")):
+        tried.append([])
+        chosen = dispatch.choose("selective_scan", fake_call(**biases), "auto")
+        assert chosen is registry.get_backend(first), tried[-1]
