@@ -81,8 +81,10 @@ class TritonBackend(ScanBackend):
             "float32/float16/bfloat16 inputs, float32 accumulation (no float64)",
             f"d_state <= {MAX_D_STATE}",
             "selective_scan: slower than mamba_ssm's CUDA kernel on an H100 so far "
-            "(KERNEL_NOTES.md), so auto prefers 'cuda' when both can run a call; ssd_scan: "
-            "faster than mamba_ssm's Triton SSD in 7 of 8 measured cases, so auto prefers it",
+            "(KERNEL_NOTES.md), so auto prefers 'cuda' when both can run a call, except calls "
+            "with B_bias/C_bias (faster here: the biases are added inside the kernel); "
+            "ssd_scan: faster than mamba_ssm's Triton SSD in 7 of 8 measured cases, so auto "
+            "prefers it",
         ]
 
     def supports_selective_scan(self, call: SelectiveScanCall) -> tuple[bool, str]:
