@@ -424,10 +424,8 @@ class ScanFn(torch.autograd.Function):
         st = (starts[0], starts[1] if ctx.cplx else None)  # (chunks, b, n, g, r)
         nd = ctx.needs_input_grad
         needs = {"B": any(nd[5:9]), "C": any(nd[9:13]), "invA": any(nd[13:15])}
-        A, Bf, Cf, invA = (_split(_pair(Ar, Ai), g), _split(_pair(Bfr, Bfi), g),
-                           _split(_pair(Cfr, Cfi), g), _split(_pair(iAr, iAi), g))
-        assert A is not None
-        Bv, Cv = _pair(Bvr, Bvi), _pair(Cvr, Cvi)
+        A, Bv, Bf, Cv, Cf, invA = _operands(g, Ar, Ai, Bvr, Bvi, Bfr, Bfi, Cvr, Cvi, Cfr, Cfi,
+                                            iAr, iAi)
         b, L, d = dt.shape
         step = q * J
         gl = rearrange(glast, "b n (g r) c -> c b n g r", g=g)
@@ -491,6 +489,18 @@ def _cut(p: Pair | None, c0: int, c1: int) -> Pair | None:
     return p[0][:, c0:c1], (p[1][:, c0:c1] if p[1] is not None else None)
 
 
+def _operands(g: int, Ar: Tensor, Ai: Tensor | None, *parts: Tensor | None
+              ) -> tuple[Pair, Pair | None, Pair | None, Pair | None, Pair | None, Pair | None]:
+    """The Function's flat (re, im) arguments as pairs: A, variable B, fixed B, variable C, fixed
+    C, 1/A; the (n, d) ones split into the g groups of B/C. ``parts``: Bvr, Bvi, Bfr, Bfi, Cvr,
+    Cvi, Cfr, Cfi, iAr, iAi."""
+    Bvr, Bvi, Bfr, Bfi, Cvr, Cvi, Cfr, Cfi, iAr, iAi = parts
+    A = _split((Ar, Ai), g)
+    assert A is not None
+    return (A, _pair(Bvr, Bvi), _split(_pair(Bfr, Bfi), g), _pair(Cvr, Cvi),
+            _split(_pair(Cfr, Cfi), g), _split(_pair(iAr, iAi), g))
+
+
 def run_forward(meta: tuple[int, int, int, bool], dt: Tensor, u: Tensor, Ar: Tensor,
                 Ai: Tensor | None, Bvr: Tensor | None, Bvi: Tensor | None, Bfr: Tensor | None,
                 Bfi: Tensor | None, Cvr: Tensor | None, Cvi: Tensor | None, Cfr: Tensor | None,
@@ -500,10 +510,8 @@ def run_forward(meta: tuple[int, int, int, bool], dt: Tensor, u: Tensor, Ar: Ten
     """The forward over all chunks: y (b, L, d), the last state (b, n, d, 1|2), and (when
     ``save_starts``) every chunk's entering state stacked: [(chunks, b, n, g, r)] x (1|2)."""
     q, J, g, zoh = meta
-    A, Bf, Cf, invA = (_split(_pair(Ar, Ai), g), _split(_pair(Bfr, Bfi), g),
-                       _split(_pair(Cfr, Cfi), g), _split(_pair(iAr, iAi), g))
-    assert A is not None
-    Bv, Cv = _pair(Bvr, Bvi), _pair(Cvr, Cvi)
+    A, Bv, Bf, Cv, Cf, invA = _operands(g, Ar, Ai, Bvr, Bvi, Bfr, Bfi, Cvr, Cvi, Cfr, Cfi, iAr,
+                                        iAi)
     b, L, d = dt.shape
     step = q * J
     H = _split((h0r, h0i), g)
