@@ -187,7 +187,12 @@ class Registry:
 
     def backend(self, name: str, backend: ScanBackend) -> None:
         """Register a scan backend (an instance of :class:`ssmzoo.scan.backend.ScanBackend`)."""
+        from ssmzoo.scan.backend import ScanBackend
+
         self._check_free("backend", name, self._backends)
+        if not isinstance(backend, ScanBackend):  # dispatch relies on the base class's defaults
+            raise SSMZooError(f"cannot register backend {name!r}: backend must be an instance of "
+                              f"ssmzoo.scan.backend.ScanBackend, got {type(backend).__name__}")
         self._backends[name] = backend
         self._backend_plugin[name] = self.current_plugin
 

@@ -60,7 +60,7 @@ def choose(op: Op, call: SelectiveScanCall | SSDCall, backend: str) -> ScanBacke
     reasons: dict[str, str] = {}
     ranked = []
     for i, (name, cand) in enumerate(candidates(op, call.device.type)):
-        prio = cand.call_priority(op, call) if hasattr(cand, "call_priority") else 0
+        prio = cand.call_priority(op, call)
         if prio is not None:  # a backend may step out of auto for a call
             ranked.append((prio, i, name, cand))
     for _, _, name, cand in sorted(ranked, key=lambda r: r[:2]):

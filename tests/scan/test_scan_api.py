@@ -13,6 +13,7 @@ from ssmzoo.errors import (
     BackendUnavailableError,
     NoBackendError,
     ScanArgumentError,
+    SSMZooError,
     UnknownBackendError,
 )
 from ssmzoo.scan.backend import ScanBackend
@@ -167,6 +168,18 @@ def test_unknown_backend_lists_known(registry) -> None:
     with pytest.raises(UnknownBackendError, match="did you mean 'reference'") as info:
         ssmzoo.selective_scan(**_kw(), backend="refrence")
     assert "reference" in info.value.candidates and "auto" in info.value.candidates
+
+
+def test_a_backend_must_be_a_scan_backend(registry) -> None:
+    class Duck:  # the methods of a backend, but not the base class whose defaults auto relies on
+        name, ops = "duck", ("selective_scan",)
+
+        def priority(self, device_type):
+            return 0
+
+    with pytest.raises(SSMZooError, match="'duck'.*ScanBackend, got Duck"):
+        registry.backend("duck", Duck())
+    assert "duck" not in registry.backends
 
 
 def test_reference_is_registered_by_its_plugin() -> None:

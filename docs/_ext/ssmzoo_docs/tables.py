@@ -121,9 +121,7 @@ def _priority(backend: Any, device: str) -> str:
         return "never" if p is None else str(p)
 
     try:
-        rank = getattr(backend, "op_priority", None)
-        ops = tuple(getattr(backend, "ops", ()))
-        per_op = {op: (rank(op, device) if rank else backend.priority(device)) for op in ops}
+        per_op = {op: backend.op_priority(op, device) for op in backend.ops}
         if not per_op:
             return show(backend.priority(device))
     except Exception as exc:  # noqa: BLE001 - shown, not hidden
