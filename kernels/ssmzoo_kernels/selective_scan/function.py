@@ -40,8 +40,8 @@ class KernelConfig:
 # several for long sequences of few channels (4 x 1024 x 16384: 512 warps without them).
 FWD_CONFIG = {False: KernelConfig(32, 32, 4, 0), True: KernelConfig(32, 32, 4, 0)}  # by is_complex
 BWD_CONFIG = {False: KernelConfig(16, 32, 2), True: KernelConfig(32, 8, 1)}
-# A/B switches, measured by benchmarks/gpu_selective_scan.py sweep (KERNEL_NOTES.md, v2.3)
-VARIABLE_BC_FLOAT32 = False
+# forward: the carried state enters after the scan (h = X + P h_in) instead of being folded into
+# the chunk's first step; an A/B switch of benchmarks/gpu_selective_scan.py sweep (KERNEL_NOTES.md)
 CARRY_AFTER_SCAN = True  # 1.214 vs 1.275 ms (real forward, 06:45 UTC)
 TARGET_WARPS = 132 * 16  # the forward splits time until the grid has about this many warps
 MAX_D_STATE = 64  # the d_state loop is unrolled; states and gradient sums live in registers
@@ -123,12 +123,11 @@ def _pairs(t: Tensor, cplx: bool) -> Tensor:
 
 
 def _variable(t: Tensor) -> Tensor:
-    """A variable B/C as a contiguous (batch, groups, d_state, length') tensor, float32 when
-    ``VARIABLE_BC_FLOAT32`` (an A/B switch for the GPU sweep: every channel of a program
-    converts the same broadcast values, but float32 doubles the bytes each lane loads)."""
+    """A variable B/C as a contiguous (batch, groups, d_state, length') tensor in its own dtype
+    (converting it to float32 here made the forward 2x slower on an H100: KERNEL_NOTES.md v2.4)."""
     if t.dim() == 3:
         t = rearrange(t, "b n l -> b 1 n l")  # (batch, 1, d_state, length')
-    return (t.float() if VARIABLE_BC_FLOAT32 else t).contiguous()
+    return t.contiguous()
 
 
 def _prepare(u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, initial_state, softplus,
