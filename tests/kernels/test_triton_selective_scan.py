@@ -194,3 +194,25 @@ def test_auto_puts_triton_first_for_b2s6_biases_on_cuda(monkeypatch) -> None:
         tried.append([])
         chosen = dispatch.choose("selective_scan", fake_call(**biases), "auto")
         assert chosen is registry.get_backend(first), tried[-1]
+
+
+V3_CASES = [
+    replace(BASE, B_layout="grouped", C_layout="variable", discretization="zoh",
+            initial_state=True, B_bias=True, C_bias=True),
+    replace(BASE, complex=True, B_layout="variable", C_layout="grouped", initial_state=True,
+            B_bias=True, C_bias=True),
+    replace(BASE, complex=True, discretization="zoh", initial_state=True, B_layout="fixed",
+            C_layout="fixed", B_bias=True),
+    replace(BASE, dim=5, length=20, d_state=5, initial_state=True),  # partial program, odd N
+    replace(BASE, dtype=torch.bfloat16, B_layout="grouped", C_layout="grouped", length=20),
+]
+
+
+@pytest.mark.parametrize("scratch", [False, True], ids=["shuffle_sums", "scratch_sums"])
+@pytest.mark.parametrize("case", V3_CASES, ids=str)
+def test_bwd_v3(case: ScanCase, scratch: bool, monkeypatch, nan_poison) -> None:
+    """The v3 backward kernel (per-state carries in memory; variable dB/dC summed over channels
+    per state or once per chunk through the scratch): values and every gradient."""
+    monkeypatch.setattr(fn, "BWD_KERNEL", "v3")
+    monkeypatch.setattr(fn, "BWD3_SUM_SCRATCH", scratch)
+    test_matches_reference(case, nan_poison)

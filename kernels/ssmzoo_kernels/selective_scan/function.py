@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import Tensor
 
 from ssmzoo_kernels.selective_scan._bwd import selective_scan_bwd_kernel
+from ssmzoo_kernels.selective_scan._bwd3 import selective_scan_bwd3_kernel
 from ssmzoo_kernels.selective_scan._fwd import selective_scan_fwd_kernel
 
 
@@ -43,6 +44,14 @@ BWD_CONFIG = {False: KernelConfig(16, 32, 2), True: KernelConfig(32, 8, 1)}
 # forward: the carried state enters after the scan (h = X + P h_in) instead of being folded into
 # the chunk's first step; an A/B switch of benchmarks/gpu_selective_scan.py sweep (KERNEL_NOTES.md)
 CARRY_AFTER_SCAN = True  # 1.214 vs 1.275 ms (real forward, 06:45 UTC)
+# backward kernel: "v2" (_bwd.py, per-state carries in (channels, d_state) register tiles) or "v3"
+# (_bwd3.py, per-state carries in memory; KERNEL_NOTES.md "v3"). v3 is not yet timed on a GPU:
+# benchmarks/gpu_selective_scan.py tune times both on the same inputs. SSMZOO_BWD_KERNEL overrides.
+BWD_KERNEL = os.environ.get("SSMZOO_BWD_KERNEL", "v2")
+# v3 only: variable dB/dC summed over channels once per chunk through a per-program scratch
+# (True) or state by state with shuffles (False); and a register cap for ptxas (None: none)
+BWD3_SUM_SCRATCH = os.environ.get("SSMZOO_BWD3_SUM_SCRATCH", "0") == "1"
+BWD3_MAXNREG: int | None = None
 TARGET_WARPS = 132 * 16  # the forward splits time until the grid has about this many warps
 MAX_D_STATE = 64  # the d_state loop is unrolled; states and gradient sums live in registers
 
@@ -283,6 +292,11 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
     }
     dummy = p.u
     grid = (triton.cdiv(p.dim, bd), p.batch)
+    if BWD_KERNEL == "v3":
+        _launch_bwd3(p, dout, dlast, g, ws, ypre, cfg, bd, bt, n_chunks)
+        return g
+    if BWD_KERNEL != "v2":
+        raise ValueError(f"BWD_KERNEL must be 'v2' or 'v3', not {BWD_KERNEL!r}")
     selective_scan_bwd_kernel[grid](
         p.u, p.delta, p.A, p.B, p.C,
         p.D if p.D is not None else dummy, p.z if p.z is not None else dummy,
@@ -306,3 +320,45 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
         BN=max(2, triton.next_power_of_2(p.dstate)), BT=bt, num_warps=cfg.num_warps,
     )
     return g
+
+
+def _launch_bwd3(p: _Prepared, dout: Tensor, dlast: Tensor | None, g: dict[str, Tensor],
+                 ws: Tensor, ypre: Tensor | None, cfg: KernelConfig, bd: int, bt: int,
+                 n_chunks: int) -> None:
+    """The v3 backward kernel (``_bwd3.py``) into ``g``: its in-place sums start from zero, the
+    adjoint carry's first buffer from d(last_state)."""
+    dev = p.u.device
+    for k in ("A", "Bf", "Cf"):
+        g[k].zero_()
+    gc = torch.zeros((2, *_state_shape(p, p.batch)), dtype=torch.float32, device=dev)
+    if dlast is not None:
+        gc[0].copy_(dlast)
+    grid = (triton.cdiv(p.dim, bd), p.batch)
+    bn = max(2, triton.next_power_of_2(p.dstate))
+    cplx = 2 if p.is_complex else 1
+    scratch = BWD3_SUM_SCRATCH and (p.B_var or p.C_var)
+    scr = (torch.empty(grid[0] * grid[1] * cplx * 2 * bn * bd * bt, dtype=torch.float32,
+                       device=dev) if scratch else gc)
+    extra = {} if BWD3_MAXNREG is None or not _fast() else {"maxnreg": BWD3_MAXNREG}
+    dummy = p.u
+    selective_scan_bwd3_kernel[grid](
+        p.u, p.delta, p.A, p.B, p.C,
+        p.D if p.D is not None else dummy, p.z if p.z is not None else dummy,
+        p.delta_bias if p.delta_bias is not None else dummy,
+        p.B_bias if p.B_bias is not None else dummy,
+        p.C_bias if p.C_bias is not None else dummy,
+        ws, ypre if ypre is not None else dummy, dout, gc, scr,
+        g["u"], g["delta"], g["z"] if g["z"] is not None else dummy, g["A"],
+        g["Bv"] if g["Bv"] is not None else dummy, g["Cv"] if g["Cv"] is not None else dummy,
+        g["Bf"], g["Cf"], g["D"], g["delta_bias"], g["h0"],
+        p.dim, p.length, n_chunks,
+        p.u.stride(0), p.u.stride(1), p.delta.stride(0), p.delta.stride(1),
+        *((p.z.stride(0), p.z.stride(1)) if p.z is not None else (0, 0)),
+        dout.stride(0), dout.stride(1),
+        *_var_strides(p.B, p.B_var), *_var_strides(p.C, p.C_var), p.B_per_group, p.C_per_group,
+        DSTATE=p.dstate, IS_COMPLEX=p.is_complex, B_VAR=p.B_var, C_VAR=p.C_var,
+        HAS_D=p.D is not None, HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None,
+        SOFTPLUS=p.softplus, HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
+        ZOH=p.zoh, FAST=_fast(), BD=bd, BN=bn, BT=bt, SUM_SCRATCH=scratch,
+        num_warps=cfg.num_warps, **extra,
+    )
