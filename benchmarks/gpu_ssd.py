@@ -118,7 +118,7 @@ def _profile_case(case, repeats: int) -> dict[str, float]:
     lim = (0.0, float("inf"))
     dtp, cum = _fwd.dt_cumsum(dt, A, bias, Q, True, lim)
     st = _fwd.chunk_state(x, B, dtp, cum, 0)
-    fin = _fwd.state_passing(st, cum, None)
+    st, fin = _fwd.state_passing(st, cum, None)
     dy = torch.randn_like(x)
     ds = _fwd.chunk_state(dy, C, dtp, cum, 1)
     stages = {

@@ -128,6 +128,75 @@ def test_backward_head_split(monkeypatch, target):
            dtype=torch.float32)
 
 
+# The kernel variants kept side by side (ssmzoo_kernels.ssd._common): each must give the
+# reference's outputs, final states and gradients, whatever the defaults are at the time.
+VARIANTS = {
+    "order-v1": dict(ORDER={"fwd": "v1", "bwd": "v1"}),
+    "order-v2": dict(ORDER={"fwd": "v2", "bwd": "v2"}),
+    "input-dtype-states": dict(STATES="input"),
+    "fused-state": dict(FUSED_STATE=True),
+    "fused-input-dtype-states": dict(FUSED_STATE=True, STATES="input"),
+    "fused-state-small-tiles": dict(FUSED_STATE=True, TUNING={"fused_state": {"BLOCK_N": 16}}),
+}
+
+
+def _use_variant(monkeypatch, variant):
+    from ssmzoo_kernels.ssd import _common
+
+    for k, v in VARIANTS[variant].items():
+        if k == "TUNING":
+            for kernel, cfg in v.items():
+                monkeypatch.setitem(_common.TUNING, kernel, cfg)
+        else:
+            monkeypatch.setattr(_common, k, v)
+
+
+@pytest.mark.interpret
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_variants_against_reference(monkeypatch, variant, dtype):
+    """headdim 20 and d_state 24 (two headdim blocks and, with 16-wide tiles, two d_state blocks
+    in the fused launch), a partial last chunk, groups, initial states, D per channel, z."""
+    _use_variant(monkeypatch, variant)
+    torch.manual_seed(7)
+    _check(_inputs(2, 37, 4, 20, 2, 24, dtype, D="channel"), chunk_size=16, dtype=dtype)
+
+
+@pytest.mark.interpret
+@pytest.mark.parametrize("variant", ["input-dtype-states", "fused-state",
+                                     "fused-input-dtype-states"])
+def test_variant_states_match_the_v2_path(monkeypatch, variant):
+    """The entering states and the final state of a variant are v2's (float32 S_c, separate state
+    passing), stored in x's dtype where the variant says so; the recurrence stays float32."""
+    from ssmzoo_kernels.ssd import _function
+
+    torch.manual_seed(8)
+    a = _inputs(1, 45, 2, 20, 1, 24, torch.bfloat16, z=False)
+    args = (a["x"], a["dt"], a["A"], a["B"], a["C"], 16, a["D"], None, a["dt_bias"],
+            a["initial_states"], True, (0.0, math.inf))
+    with torch.no_grad():
+        _, _, _, _, st0, fin0 = _function.ssd_fwd(*args)
+        _use_variant(monkeypatch, variant)
+        _, _, _, _, st1, fin1 = _function.ssd_fwd(*args)
+    assert st0.dtype == torch.float32 and fin0.dtype == fin1.dtype == torch.float32
+    want = torch.bfloat16 if "input" in variant else torch.float32
+    assert st1.dtype == want and st1.shape == st0.shape
+    assert_close("final", fin0, fin1, rtol=1e-6)
+    assert_close("states", st0.to(want).float(), st1.float(), rtol=1e-6 if want == torch.float32
+                 else 4e-3)
+
+
+def test_auto_launch_order_by_d_state(monkeypatch):
+    from ssmzoo_kernels.ssd import _common
+
+    monkeypatch.setattr(_common, "ORDER", {"fwd": "v2", "bwd": "auto"})
+    assert [_common.order("bwd", n) for n in (16, 64, 128)] == [1, 1, 2]
+    assert _common.order("fwd", 16) == 2
+    monkeypatch.setattr(_common, "ORDER", {"fwd": "v3", "bwd": "auto"})
+    with pytest.raises(ValueError, match="v3"):
+        _common.order("fwd", 16)
+
+
 @pytest.mark.interpret
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_inputs(dtype):

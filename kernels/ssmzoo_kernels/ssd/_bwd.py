@@ -24,7 +24,14 @@ import triton
 import triton.language as tl
 from einops import rearrange
 
-from ssmzoo_kernels.ssd._common import block, config, dot_precision, head_split, interpreting
+from ssmzoo_kernels.ssd._common import (
+    block,
+    config,
+    dot_precision,
+    head_split,
+    interpreting,
+    order,
+)
 from ssmzoo_kernels.ssd._fwd import _mm
 
 
@@ -53,7 +60,7 @@ def _state_passing_bwd_kernel(
     for i in range(nchunks):
         c = nchunks - 1 - i
         d_out = tl.load(dbase + c * s_s_c, mask=m, other=0.0)
-        cur = tl.load(sbase + c * s_s_c, mask=m, other=0.0)
+        cur = tl.load(sbase + c * s_s_c, mask=m, other=0.0).to(tl.float32)
         tl.store(dend_ptr + ((b * H + h) * nchunks + c) * n_blocks + pid_e, tl.sum(grad * nxt))
         tl.store(dbase + c * s_s_c, grad, mask=m)
         grad = d_out + tl.exp(tl.load(cum_row + c * Q + Q - 1)) * grad
@@ -74,12 +81,17 @@ def _bwd_dx_db_kernel(
     s_dx_b, s_dx_l, s_dx_h, s_dx_p,
     s_db_b, s_db_l, s_db_g, s_db_n,
     HAS_D: tl.constexpr, D_PER_CHANNEL: tl.constexpr, DOT_PREC: tl.constexpr,
+    ORDER: tl.constexpr,
     BLOCK_S: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """One block of s positions of one chunk, for heads_per_prog heads of group g (program axis 2
     is group * split + part); dB of those heads is summed into db[..., axis 2 index, :]."""
-    pid_s = tl.program_id(0) % n_blocks_s  # blocks of a chunk adjacent, then the head parts
-    pid_gs = tl.program_id(0) // n_blocks_s
+    if ORDER == 2:
+        pid_s = tl.program_id(0) % n_blocks_s  # blocks of a chunk adjacent, then the head parts
+        pid_gs = tl.program_id(0) // n_blocks_s
+    else:  # v1: axis 0 the blocks, axis 2 the head parts
+        pid_s = tl.program_id(0)
+        pid_gs = tl.program_id(2)
     pid_bc = tl.program_id(1)
     g = pid_gs // split
     h0 = g * heads_per_group + (pid_gs % split) * heads_per_prog
@@ -163,11 +175,15 @@ def _bwd_dc_kernel(
     s_c_b, s_c_l, s_c_g, s_c_n,
     s_s_b, s_s_c, s_s_h, s_s_p, s_s_n,
     s_dc_b, s_dc_l, s_dc_g, s_dc_n,
-    DOT_PREC: tl.constexpr,
+    DOT_PREC: tl.constexpr, ORDER: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_t = tl.program_id(0) % n_blocks_t
-    pid_gs = tl.program_id(0) // n_blocks_t
+    if ORDER == 2:
+        pid_t = tl.program_id(0) % n_blocks_t
+        pid_gs = tl.program_id(0) // n_blocks_t
+    else:
+        pid_t = tl.program_id(0)
+        pid_gs = tl.program_id(2)
     pid_bc = tl.program_id(1)
     g = pid_gs // split
     h0 = g * heads_per_group + (pid_gs % split) * heads_per_prog
@@ -260,14 +276,16 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
     ddab = torch.empty_like(cum)
     dD_part = (torch.empty(bsz * nc, ns, H, bp, device=x.device, dtype=torch.float32)
                if D is not None else None)
-    _bwd_dx_db_kernel[(ns * G * split, bsz * nc)](
+    od = order("bwd", N)
+    grid = (ns * G * split, bsz * nc) if od == 2 else (ns, bsz * nc, G * split)
+    _bwd_dx_db_kernel[grid](
         x, dy, B, C, dt, cum, dstates, D if D is not None else x,
         dx, dB, ddt, ddab, dD_part if dD_part is not None else ddt,
         L, H, Q, nc, P, N, hpg, hpg // split, split, ns,
         *x.stride(), *dy.stride(), *B.stride(), *C.stride(), *dstates.stride(),
         *dx.stride(), *dB.stride(),
         HAS_D=D is not None, D_PER_CHANNEL=D is not None and D.dim() == 2,
-        DOT_PREC=dot_precision(x.dtype), BLOCK_S=bs_, BLOCK_P=bp, BLOCK_N=bn,
+        DOT_PREC=dot_precision(x.dtype), ORDER=od, BLOCK_S=bs_, BLOCK_P=bp, BLOCK_N=bn,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
     if split > 1:
@@ -283,7 +301,8 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
 def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
        cum: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """dC (batch, length, groups, d_state) float32, and C . dC per head (batch, heads, nchunks,
-    Q) float32. states: the state entering each chunk, (batch, nchunks, heads, headdim, d_state)."""
+    Q) float32. states: the state entering each chunk, (batch, nchunks, heads, headdim, d_state),
+    float32 or x's dtype."""
     bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     nc, Q = cum.shape[2], cum.shape[3]
@@ -294,11 +313,13 @@ def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: 
     split = head_split(hpg, nt * bsz * nc * G)
     dC = torch.empty(bsz, L, G * split, N, device=x.device, dtype=torch.float32)
     ddac = torch.empty_like(cum)
-    _bwd_dc_kernel[(nt * G * split, bsz * nc)](
+    od = order("bwd", N)
+    grid = (nt * G * split, bsz * nc) if od == 2 else (nt, bsz * nc, G * split)
+    _bwd_dc_kernel[grid](
         x, dy, B, C, dt, cum, states, dC, ddac,
         L, H, Q, nc, P, N, hpg, hpg // split, split, nt,
         *x.stride(), *dy.stride(), *B.stride(), *C.stride(), *states.stride(), *dC.stride(),
-        DOT_PREC=dot_precision(x.dtype), BLOCK_T=bt, BLOCK_P=bp, BLOCK_N=bn,
+        DOT_PREC=dot_precision(x.dtype), ORDER=od, BLOCK_T=bt, BLOCK_P=bp, BLOCK_N=bn,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
     if split > 1:

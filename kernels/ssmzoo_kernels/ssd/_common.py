@@ -7,7 +7,8 @@ Intermediate tensors, all float32:
 
 - ``dt``, ``cum``: (batch, heads, nchunks, Q), positions past the sequence end hold dt 0, so cum
   is flat there and ``cum[..., Q-1]`` is the whole chunk's log-decay;
-- ``states``: (batch, nchunks, heads, headdim, d_state), the state entering each chunk.
+- ``states``: (batch, nchunks, heads, headdim, d_state), the state entering each chunk (float32,
+  or x's dtype with ``STATES = "input"``).
 """
 
 from __future__ import annotations
@@ -39,13 +40,48 @@ def dot_precision(dtype: torch.dtype) -> str:
     return "tf32"
 
 
-# Launch settings per kernel ("state", "scan_fwd", "bwd_dx", "bwd_dc"), merged over the defaults
+# Launch settings per kernel ("state", "fused_state", "scan_fwd", "bwd_dx", "bwd_dc"), merged over the defaults
 # of :func:`config`; for experiments (benchmarks/gpu_ssd.py sweeps them), e.g.
 # ``TUNING["scan_fwd"] = {"BLOCK": 128, "num_warps": 8}``.
 TUNING: dict[str, dict[str, int]] = {}
 # the backward kernels loop over the heads of a group; below this many programs they split the
 # heads over several programs (partial dB/dC summed afterwards)
 TARGET_PROGRAMS = 2048
+
+# Variants kept side by side, so that one GPU run times them on the same inputs
+# (benchmarks/gpu_ssd.py ab); the defaults are the measured ones until a run says otherwise.
+# STATES: dtype of the states entering each chunk, as the chunk scan and the backward read them:
+#   "float32" (v2), or "input": x's dtype (mamba_ssm does this; half the bytes at N 128). The
+#   recurrence itself and the final state stay float32 either way.
+STATES = "float32"
+# FUSED_STATE: False (v2): a chunk-state launch writes every chunk's own state S_c (float32), the
+#   state passing reads them back; True: one launch, each program walks the chunks of one
+#   (batch, head, headdim block, d_state block), computes S_c on the tensor cores and carries H.
+FUSED_STATE = False
+# Launch order of the chunk-parallel kernels: "v1" (tiles on grid axis 0, chunks on 1, heads or
+# head groups on 2) or "v2" (a chunk's heads adjacent on axis 0, for L2 reuse of B/C);
+# "auto": v1 at d_state <= 64, v2 above (H100, 2026-11-23: v2 sped the N 128 forward up,
+# 1.44 -> 1.18 ms, and slowed the N 16 forward+backward, 2.25 -> 3.13 ms).
+ORDER = {"fwd": "v2", "bwd": "auto"}
+
+
+def order(kind: str, n: int) -> int:
+    """1 or 2: the launch order of the forward ("fwd") or backward ("bwd") kernels at d_state n."""
+    o = ORDER[kind]
+    if o == "auto":
+        return 1 if n <= 64 else 2
+    if o not in ("v1", "v2"):
+        raise ValueError(f"ORDER[{kind!r}] = {o!r}; expected 'v1', 'v2' or 'auto'")
+    return int(o[1])
+
+
+def states_dtype(x_dtype: torch.dtype) -> torch.dtype:
+    """The dtype the entering states are stored in (see STATES)."""
+    if STATES == "float32":
+        return torch.float32
+    if STATES == "input":
+        return x_dtype
+    raise ValueError(f"STATES = {STATES!r}; expected 'float32' or 'input'")
 
 
 def config(kernel: str, q: int, n: int) -> dict[str, int]:

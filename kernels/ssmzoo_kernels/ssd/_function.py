@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ssmzoo_kernels.ssd import _bwd, _fwd
+from ssmzoo_kernels.ssd import _bwd, _common, _fwd
 
 
 def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int,
@@ -15,11 +15,16 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: 
             ) -> tuple[Tensor, Tensor | None, Tensor, Tensor, Tensor, Tensor]:
     """Every forward tensor: out (batch, length, heads, headdim), the output before the gate (or
     None), dt and its within-chunk cumsum (batch, heads, nchunks, Q), the state entering each
-    chunk (batch, nchunks, heads, headdim, d_state) and the final state (batch, heads, headdim,
-    d_state), all float32 but out."""
+    chunk (batch, nchunks, heads, headdim, d_state; float32, or x's dtype with
+    ``_common.STATES = "input"``) and the final state (batch, heads, headdim, d_state), all float32
+    but out (and those states)."""
     dt_proc, cum = _fwd.dt_cumsum(dt, A, dt_bias, chunk_size, dt_softplus, dt_limit)
-    states = _fwd.chunk_state(x, B, dt_proc, cum, mode=0)
-    final = _fwd.state_passing(states, cum, initial_states)
+    sdt = _common.states_dtype(x.dtype)
+    if _common.FUSED_STATE:
+        states, final = _fwd.fused_state_passing(x, B, dt_proc, cum, initial_states, sdt)
+    else:
+        own = _fwd.chunk_state(x, B, dt_proc, cum, mode=0)
+        states, final = _fwd.state_passing(own, cum, initial_states, sdt)
     out, ypre = _fwd.chunk_scan(x, B, C, dt_proc, cum, states, D, z)
     return out, ypre, dt_proc, cum, states, final
 

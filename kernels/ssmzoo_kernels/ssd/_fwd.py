@@ -1,4 +1,5 @@
-"""Forward kernels of the chunked SSD (shared/PAPERS.md 0.2), four launches:
+"""Forward kernels of the chunked SSD (shared/PAPERS.md 0.2), four launches (three with
+``_common.FUSED_STATE``, where ``_fused_state_kernel`` does 2 and 3 in one):
 
 1. ``_dt_cumsum_kernel``: dt after bias, softplus and clamping, and its within-chunk cumulative
    log-decay ``cum``;
@@ -18,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ssmzoo_kernels.ssd._common import block, config, dot_precision, interpreting
+from ssmzoo_kernels.ssd._common import block, config, dot_precision, interpreting, order
 
 
 @triton.jit
@@ -80,7 +81,7 @@ def _chunk_state_kernel(
     s_x_b, s_x_l, s_x_h, s_x_p,
     s_b_b, s_b_l, s_b_g, s_b_n,
     s_o_b, s_o_c, s_o_h, s_o_p, s_o_n,
-    MODE: tl.constexpr, DOT_PREC: tl.constexpr,
+    MODE: tl.constexpr, DOT_PREC: tl.constexpr, ORDER: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr,
 ):
     """out[b, c, h] = sum_s w_s x_s^T B_s over chunk c: (headdim, d_state).
@@ -88,11 +89,15 @@ def _chunk_state_kernel(
     MODE 0: w_s = exp(cum_end - cum_s) dt_s (the chunk's state); MODE 1: w_s = exp(cum_s)
     (x = dout, B = C: the gradient of the state entering the chunk, from the chunk's outputs).
     """
-    # axis 0: (head, tile) with the tiles of a head adjacent and the heads of a chunk next, so
-    # that programs reading the same x and the same group's B run together (L2 reuse)
-    n_tiles = tl.cdiv(P, BLOCK_P) * tl.cdiv(N, BLOCK_N)
-    pid_pn = tl.program_id(0) % n_tiles
-    h = tl.program_id(0) // n_tiles
+    if ORDER == 2:
+        # axis 0: (head, tile) with the tiles of a head adjacent and the heads of a chunk next, so
+        # that programs reading the same x and the same group's B run together (L2 reuse)
+        n_tiles = tl.cdiv(P, BLOCK_P) * tl.cdiv(N, BLOCK_N)
+        pid_pn = tl.program_id(0) % n_tiles
+        h = tl.program_id(0) // n_tiles
+    else:  # v1: axis 0 the tiles, axis 2 the heads
+        pid_pn = tl.program_id(0)
+        h = tl.program_id(2)
     pid_bc = tl.program_id(1)
     n_blocks_n = tl.cdiv(N, BLOCK_N)
     pid_p = pid_pn // n_blocks_n
@@ -133,12 +138,13 @@ def _chunk_state_kernel(
 
 @triton.jit
 def _state_passing_fwd_kernel(
-    states_ptr, cum_ptr, init_ptr, final_ptr,
+    states_ptr, cum_ptr, init_ptr, final_ptr, out_ptr,
     H, Q, nchunks, PN,
     s_s_b, s_s_c, s_s_h,
     HAS_INIT: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """states[b, c, h] <- H_c (entering chunk c), from the chunk states S_c it held; final H_nc."""
+    """out[b, c, h] <- H_c (entering chunk c, in out's dtype), from the chunk states S_c in states
+    (out may be states itself: each S_c is read before H_c is written over it); final H_nc."""
     pid_e = tl.program_id(0)
     b = tl.program_id(1)
     h = tl.program_id(2)
@@ -149,13 +155,70 @@ def _state_passing_fwd_kernel(
     else:
         state = tl.zeros((BLOCK,), dtype=tl.float32)
     base = states_ptr + b * s_s_b + h * s_s_h + offs
+    obase = out_ptr + b * s_s_b + h * s_s_h + offs  # out has states' (contiguous) layout
     cum_row = cum_ptr + (b * H + h) * nchunks * Q
     for c in range(nchunks):
         s = tl.load(base + c * s_s_c, mask=m, other=0.0)
         decay = tl.exp(tl.load(cum_row + c * Q + Q - 1))
-        tl.store(base + c * s_s_c, state, mask=m)
+        tl.store(obase + c * s_s_c, state.to(out_ptr.dtype.element_ty), mask=m)
         state = decay * state + s
     tl.store(final_ptr + (b * H + h) * PN + offs, state, mask=m)
+
+
+@triton.jit
+def _fused_state_kernel(
+    x_ptr, b_ptr, dt_ptr, cum_ptr, init_ptr, out_ptr, final_ptr,
+    L, H, Q, nchunks, P, N, heads_per_group,
+    s_x_b, s_x_l, s_x_h, s_x_p,
+    s_b_b, s_b_l, s_b_g, s_b_n,
+    s_o_b, s_o_c, s_o_h, s_o_p, s_o_n,
+    HAS_INIT: tl.constexpr, DOT_PREC: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr,
+):
+    """Chunk states and state passing in one launch: one program per (headdim block, d_state
+    block) of one (batch, head) walks the chunks; per chunk it writes the entering state H_c to
+    out (out's dtype), computes the chunk's own state S_c = sum_s exp(cum_end - cum_s) dt_s x_s^T
+    B_s on the tensor cores (as ``_chunk_state_kernel`` MODE 0) and carries H_{c+1} =
+    exp(cum_end) H_c + S_c in float32; final H_nc (float32). No S_c buffer is written or read."""
+    n_blocks_n = tl.cdiv(N, BLOCK_N)
+    pid_p = tl.program_id(0) // n_blocks_n
+    pid_n = tl.program_id(0) % n_blocks_n
+    h = tl.program_id(1)  # the heads of a batch row adjacent: they share B in L2
+    b = tl.program_id(2)
+    g = h // heads_per_group
+    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mp = offs_p < P
+    mn = offs_n < N
+    mpn = mp[:, None] & mn[None, :]
+    fin = (b * H + h) * P * N + offs_p[:, None] * N + offs_n[None, :]  # (batch, heads, P, N)
+    if HAS_INIT:
+        state = tl.load(init_ptr + fin, mask=mpn, other=0.0).to(tl.float32)
+    else:
+        state = tl.zeros((BLOCK_P, BLOCK_N), dtype=tl.float32)
+    x_base = x_ptr + b * s_x_b + h * s_x_h
+    b_base = b_ptr + b * s_b_b + g * s_b_g
+    o_base = out_ptr + b * s_o_b + h * s_o_h + offs_p[:, None] * s_o_p + offs_n[None, :] * s_o_n
+    for c in range(nchunks):
+        tl.store(o_base + c * s_o_c, state.to(out_ptr.dtype.element_ty), mask=mpn)
+        row = ((b * H + h) * nchunks + c) * Q
+        cum_end = tl.load(cum_ptr + row + Q - 1)
+        acc = tl.zeros((BLOCK_P, BLOCK_N), dtype=tl.float32)
+        for s0 in range(0, Q, BLOCK_S):
+            offs_s = s0 + tl.arange(0, BLOCK_S)
+            pos = c * Q + offs_s
+            ms = (offs_s < Q) & (pos < L)
+            xt = tl.load(x_base + pos[None, :] * s_x_l + offs_p[:, None] * s_x_p,
+                         mask=mp[:, None] & ms[None, :], other=0.0)  # (P, S)
+            bs = tl.load(b_base + pos[:, None] * s_b_l + offs_n[None, :] * s_b_n,
+                         mask=ms[:, None] & mn[None, :], other=0.0)  # (S, N)
+            cum_s = tl.load(cum_ptr + row + offs_s, mask=ms, other=0.0)
+            dt_s = tl.load(dt_ptr + row + offs_s, mask=ms, other=0.0)
+            w = tl.where(ms, tl.exp(cum_end - cum_s) * dt_s, 0.0)
+            bs = (bs.to(tl.float32) * w[:, None]).to(xt.dtype)
+            acc += _mm(xt, bs, DOT_PREC)  # (P, N)
+        state = tl.exp(cum_end) * state + acc
+    tl.store(final_ptr + fin, state, mask=mpn)
 
 
 @triton.jit
@@ -169,13 +232,17 @@ def _chunk_scan_fwd_kernel(
     s_s_b, s_s_c, s_s_h, s_s_p, s_s_n,
     s_o_b, s_o_l, s_o_h, s_o_p,
     HAS_D: tl.constexpr, D_PER_CHANNEL: tl.constexpr, HAS_Z: tl.constexpr,
-    DOT_PREC: tl.constexpr,
+    DOT_PREC: tl.constexpr, ORDER: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    # axis 0: (head, tile), tiles of a head adjacent, then the heads of the chunk (see above)
-    n_tiles = tl.cdiv(Q, BLOCK_T) * tl.cdiv(P, BLOCK_P)
-    pid_tp = tl.program_id(0) % n_tiles
-    h = tl.program_id(0) // n_tiles
+    if ORDER == 2:
+        # axis 0: (head, tile), tiles of a head adjacent, then the heads of the chunk (see above)
+        n_tiles = tl.cdiv(Q, BLOCK_T) * tl.cdiv(P, BLOCK_P)
+        pid_tp = tl.program_id(0) % n_tiles
+        h = tl.program_id(0) // n_tiles
+    else:  # v1: axis 0 the tiles, axis 2 the heads
+        pid_tp = tl.program_id(0)
+        h = tl.program_id(2)
     pid_bc = tl.program_id(1)
     n_blocks_p = tl.cdiv(P, BLOCK_P)
     pid_t = pid_tp // n_blocks_p
@@ -256,11 +323,16 @@ def dt_cumsum(dt: torch.Tensor, A: torch.Tensor, dt_bias: torch.Tensor | None, Q
     return dt_out, cum
 
 
+def _grid(order_: int, tiles: int, H: int, bc: int) -> tuple[int, ...]:
+    return (tiles * H, bc) if order_ == 2 else (tiles, bc, H)
+
+
 def chunk_state(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum: torch.Tensor,
                 mode: int) -> torch.Tensor:
     """sum_s w_s x_s^T B_s per chunk and head: (batch, nchunks, heads, headdim, d_state) float32.
 
-    x: (batch, length, heads, headdim); B: (batch, length, groups, d_state).
+    x: (batch, length, heads, headdim); B: (batch, length, groups, d_state). Mode 1 runs in the
+    backward and takes the backward's launch order.
     """
     bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
@@ -268,32 +340,65 @@ def chunk_state(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum: torch.T
     out = torch.empty(bsz, nc, H, P, N, device=x.device, dtype=torch.float32)
     bp, bn = block(P, hi=64), block(N, hi=64)
     cfg = config("state", Q, N)
-    grid = (triton.cdiv(P, bp) * triton.cdiv(N, bn) * H, bsz * nc)
+    od = order("fwd" if mode == 0 else "bwd", N)
+    grid = _grid(od, triton.cdiv(P, bp) * triton.cdiv(N, bn), H, bsz * nc)
     _chunk_state_kernel[grid](
         x, B, dt, cum, out, L, H, Q, nc, P, N, H // G,
         *x.stride(), *B.stride(), *out.stride(),
-        MODE=mode, DOT_PREC=dot_precision(x.dtype),
+        MODE=mode, DOT_PREC=dot_precision(x.dtype), ORDER=od,
         BLOCK_P=bp, BLOCK_N=bn, BLOCK_S=cfg["BLOCK"],
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
     return out
 
 
-def state_passing(states: torch.Tensor, cum: torch.Tensor,
-                  initial_states: torch.Tensor | None) -> torch.Tensor:
-    """In place: states (chunk states S_c) become the states entering each chunk; returns the
-    final state (batch, heads, headdim, d_state) float32."""
+def state_passing(states: torch.Tensor, cum: torch.Tensor, initial_states: torch.Tensor | None,
+                  out_dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """From the chunk states S_c (float32): the states entering each chunk, in ``out_dtype``
+    (float32: in place, over ``states``), and the final state (batch, heads, headdim, d_state)
+    float32."""
     bsz, nc, H, P, N = states.shape
     Q = cum.shape[3]
     final = torch.empty(bsz, H, P, N, device=states.device, dtype=torch.float32)
+    out = states if out_dtype == states.dtype else torch.empty_like(states, dtype=out_dtype)
     init = initial_states.float().contiguous() if initial_states is not None else None
     blk = 256 if interpreting() else 1024
     _state_passing_fwd_kernel[(triton.cdiv(P * N, blk), bsz, H)](
-        states, cum, init if init is not None else final, final,
+        states, cum, init if init is not None else final, final, out,
         H, Q, nc, P * N, states.stride(0), states.stride(1), states.stride(2),
         HAS_INIT=init is not None, BLOCK=blk,
     )
-    return final
+    return out, final
+
+
+def fused_state_passing(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum: torch.Tensor,
+                        initial_states: torch.Tensor | None,
+                        out_dtype: torch.dtype = torch.float32
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``chunk_state`` (mode 0) and ``state_passing`` in one launch: the states entering each
+    chunk (batch, nchunks, heads, headdim, d_state) in ``out_dtype`` and the final state
+    (batch, heads, headdim, d_state) float32."""
+    bsz, L, H, P = x.shape
+    G, N = B.shape[2], B.shape[3]
+    nc, Q = cum.shape[2], cum.shape[3]
+    out = torch.empty(bsz, nc, H, P, N, device=x.device, dtype=out_dtype)
+    final = torch.empty(bsz, H, P, N, device=x.device, dtype=torch.float32)
+    init = initial_states.float().contiguous() if initial_states is not None else None
+    cfg = config("fused_state", Q, N)
+    # default tiles: the whole d_state (x read once), headdim in blocks of 32 (more programs:
+    # the launch has only batch * heads * tiles of them, each walking every chunk)
+    bp = min(block(P), cfg.get("BLOCK_P", 16 if interpreting() else 32))
+    bn = min(block(N), cfg.get("BLOCK_N", 256))
+    grid = (triton.cdiv(P, bp) * triton.cdiv(N, bn), H, bsz)
+    _fused_state_kernel[grid](
+        x, B, dt, cum, init if init is not None else final, out, final,
+        L, H, Q, nc, P, N, H // G,
+        *x.stride(), *B.stride(), *out.stride(),
+        HAS_INIT=init is not None, DOT_PREC=dot_precision(x.dtype),
+        BLOCK_P=bp, BLOCK_N=bn, BLOCK_S=cfg["BLOCK"],
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )
+    return out, final
 
 
 def chunk_scan(x: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
@@ -308,7 +413,8 @@ def chunk_scan(x: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tens
     ypre = torch.empty_like(out) if z is not None else None
     cfg = config("scan_fwd", Q, N)
     bt, bp = cfg["BLOCK"], block(P, hi=64)
-    grid = (triton.cdiv(Q, bt) * triton.cdiv(P, bp) * H, bsz * nc)
+    od = order("fwd", N)
+    grid = _grid(od, triton.cdiv(Q, bt) * triton.cdiv(P, bp), H, bsz * nc)
     zz = z if z is not None else x
     _chunk_scan_fwd_kernel[grid](
         x, zz, B, C, dt, cum, states, D if D is not None else x, out,
@@ -316,7 +422,7 @@ def chunk_scan(x: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tens
         L, H, Q, nc, P, N, H // G,
         *x.stride(), *zz.stride(), *B.stride(), *C.stride(), *states.stride(), *out.stride(),
         HAS_D=D is not None, D_PER_CHANNEL=D is not None and D.dim() == 2, HAS_Z=z is not None,
-        DOT_PREC=dot_precision(x.dtype),
+        DOT_PREC=dot_precision(x.dtype), ORDER=od,
         BLOCK_T=bt, BLOCK_P=bp, BLOCK_N=block(N),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
