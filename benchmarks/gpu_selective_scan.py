@@ -1,7 +1,8 @@
 """GPU check and timing of the Triton selective scan, side by side with mamba_ssm's CUDA kernel.
 
     python benchmarks/gpu_selective_scan.py check            # full grid vs the float64 reference
-    python benchmarks/gpu_selective_scan.py sweep            # tile sizes on the main cases
+    python benchmarks/gpu_selective_scan.py check --bwd v3 --bwd3-scratch   # ... on the v3 backward
+    python benchmarks/gpu_selective_scan.py sweep            # backward v2 vs v3 (+ shapes), main cases
     python benchmarks/gpu_selective_scan.py bench            # the timing table of KERNEL_NOTES.md
     python benchmarks/gpu_selective_scan.py tune             # sweep, then bench with the best
     python benchmarks/gpu_selective_scan.py all --json out.json
@@ -268,64 +269,97 @@ def run_bench(log, reference=True):
     return rows
 
 
+def _with_bwd(fn, variant, f):
+    """Run f() with the backward switches of ``variant`` = (kernel, sum_scratch, maxnreg) set."""
+    saved = (fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG)
+    fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG = variant
+    try:
+        return f()
+    finally:
+        fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG = saved
+
+
+def _variant_name(variant):
+    kernel, scratch, maxnreg = variant
+    if kernel == "v2":
+        return "v2"
+    return f"v3{' scratch-sums' if scratch else ''}{f' maxnreg={maxnreg}' if maxnreg else ''}"
+
+
+SWEEP_CASE = (8, 2048, 4096, 16)  # (batch, dim, length, d_state) of the sweep
+# (block_d, block_t, warps, segments, carry after the scan): the forward is unchanged since v2.4,
+# so only its default is timed (the reference point of the run).
+FWD_SHAPES = ((32, 32, 4, 0, True),)
+# (block_d, block_t, warps, (kernel, sum_scratch, maxnreg)): the backward kernels v2 and v3 side by
+# side (KERNEL_NOTES.md "v3"); v2's default first (every row is checked against it) and again last
+# (clock drift check).
+BWD_SHAPES = {
+    False: ((16, 32, 2, ("v2", False, None)), (16, 32, 2, ("v3", False, None)),
+            (16, 32, 2, ("v3", True, None)), (32, 32, 4, ("v3", True, None)),
+            (64, 32, 4, ("v3", True, None)), (16, 32, 2, ("v3", True, 128)),
+            (32, 32, 4, ("v3", True, 128)), (16, 32, 2, ("v2", False, None))),
+    True: ((32, 8, 1, ("v2", False, None)), (32, 8, 1, ("v3", False, None)),
+           (16, 32, 2, ("v3", True, None)), (32, 32, 4, ("v3", True, None))),
+}
+
+
 def run_sweep(log):
-    """Forward and backward launch shapes and the kernels' A/B switches on the main real and
-    complex cases (bf16); installs the fastest of each as the default for the rest of the run and
-    returns every timing. Every shape is checked against the first; the first is timed again at
-    the end (a drift between the two says the GPU's clocks moved during the sweep)."""
+    """Launch shapes and kernel switches on the main real and complex cases (bf16): the forward's
+    default, and the backward kernels v2 and v3 (with their switches) side by side on the same
+    inputs. Every backward row is checked against the first (v2's default: rel. difference of
+    du, ddelta, dz, dB, dC, dA). Installs the fastest backward (kernel, switches, shape) as the
+    default for the rest of the run (the kernel switch is global: the real case's choice; the shape
+    per real/complex) and returns every timing."""
     from ssmzoo_kernels.selective_scan import function as fn
 
     out, best = [], {}
-    # (block_d, block_t, warps, segments, carry after the scan). Small block_t: one channel per
-    # thread, the chunk in the thread. Larger block_t (8 steps per thread for bf16): a warp's
-    # lanes split the chunk in time, the scans cross lanes (shuffles) but a channel gets several
-    # threads, as in mamba_ssm. The first shape is timed again at the end (clock drift check).
-    shapes = {"fwd": ((32, 32, 4, 0, True), (32, 32, 4, 0, False), (64, 32, 8, 1, True),
-                      (32, 16, 1, 1, True), (64, 64, 16, 1, True), (32, 32, 4, 0, True)),
-              "bwd": ((16, 32, 2, 0, True), (32, 32, 4, 0, True), (32, 8, 1, 0, True),
-                      (16, 32, 2, 0, True))}
+    t_start = time.perf_counter()
     for cplx in (False, True):
-        kw = inputs(8, 2048, 4096, 16, cplx=cplx, dtype=torch.bfloat16)
+        kw = inputs(*SWEEP_CASE, cplx=cplx, dtype=torch.bfloat16)
         p = fn._prepare(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"], kw["z"],
                         kw["delta_bias"], None, None, None, True, "euler")
         dout = torch.randn_like(kw["u"])
-        fn.CARRY_AFTER_SCAN = True
-        want = {"fwd": fn._fwd(p, False, fn.KernelConfig(32, 32, 4, 0))[0].float(),
-                "bwd": fn._bwd(p, dout, None, fn.KernelConfig(16, 32, 2))}
-        for which in ("fwd", "bwd"):
-            for bd, bt, w, seg, carry in shapes[which][:3] if cplx else shapes[which]:
-                cfg = fn.KernelConfig(bd, bt, w, seg)
-                fn.CARRY_AFTER_SCAN = carry
-                if which == "fwd":
-                    def f(c=cfg, q=p):
-                        return fn._fwd(q, False, c)
-                else:
-                    def f(c=cfg, q=p, g=dout):
-                        return fn._bwd(q, g, None, c)
-                try:
-                    got = f()
-                    if which == "fwd":
-                        err = rel(want["fwd"], got[0].float())
-                    else:
-                        err = max(rel(want["bwd"][k].float(), got[k].float())
-                                  for k in ("u", "delta", "z", "Bv", "Cv", "A"))
-                    ms = bench_ms(f, rep=100)
-                except Exception as e:  # a shape that does not compile (resources) is skipped
-                    log(f"{which} {'c' if cplx else 'r'} {cfg}: {type(e).__name__} {str(e)[:100]}")
-                    continue
-                out.append((which, cplx, bd, bt, w, seg, carry, ms, err))
-                log(f"{which} {'complex' if cplx else 'real   '} BD={bd:3d} BT={bt:3d} warps={w:2d}"
-                    f" segments={seg or 'auto'} carry_after={int(carry)}:"
-                    f" {ms:.3f} ms  (rel. diff to the first {err:.1e})")
-                key = (which, cplx)
-                if err < 1e-2 and ms < best.get(key, (1e9, None))[0]:
-                    best[key] = (ms, (cfg, carry))
-    for (which, cplx), (ms, (cfg, _)) in best.items():
-        (fn.FWD_CONFIG if which == "fwd" else fn.BWD_CONFIG)[cplx] = cfg
-        log(f"using {which} {'complex' if cplx else 'real'}: {cfg} ({ms:.3f} ms)")
-    # the switch is global: take the forward real case's
-    fn.CARRY_AFTER_SCAN = best[("fwd", False)][1][1] if ("fwd", False) in best else True
-    log(f"using carry_after={fn.CARRY_AFTER_SCAN}")
+        for bd, bt, w, seg, carry in FWD_SHAPES:
+            fn.CARRY_AFTER_SCAN = carry
+            cfg = fn.KernelConfig(bd, bt, w, seg)
+            ms = bench_ms(lambda c=cfg, q=p: fn._fwd(q, False, c), rep=100)
+            out.append(("fwd", cplx, bd, bt, w, seg, carry, "", ms, 0.0))
+            log(f"fwd {'complex' if cplx else 'real   '} BD={bd:3d} BT={bt:3d} warps={w:2d}"
+                f" carry_after={int(carry)}: {ms:.3f} ms")
+        want = None
+        for bd, bt, w, variant in BWD_SHAPES[cplx]:
+            cfg = fn.KernelConfig(bd, bt, w)
+            name = _variant_name(variant)
+
+            def f(c=cfg, q=p, g=dout, v=variant):
+                return _with_bwd(fn, v, lambda: fn._bwd(q, g, None, c))
+            try:
+                got = f()
+                if want is None:
+                    want = {k: got[k].float().clone() for k in ("u", "delta", "z", "Bv", "Cv", "A")}
+                errs = {k: rel(want[k], got[k].float()) for k in want}
+                err = max(errs.values())
+                ms = bench_ms(f, rep=100)
+            except Exception as e:  # a shape that does not compile (resources) is skipped
+                log(f"bwd {'c' if cplx else 'r'} {cfg} {name}: {type(e).__name__} {str(e)[:160]}")
+                continue
+            out.append(("bwd", cplx, bd, bt, w, 0, True, name, ms, err))
+            worst = max(errs, key=errs.get)
+            log(f"bwd {'complex' if cplx else 'real   '} BD={bd:3d} BT={bt:3d} warps={w:2d}"
+                f" {name:28s}: {ms:7.3f} ms  (rel. diff to the first: max {err:.1e} in d{worst})"
+                f"  [{time.perf_counter() - t_start:.0f} s]")
+            key = ("bwd", cplx)
+            if err < 1e-2 and ms < best.get(key, (1e9, None))[0]:
+                best[key] = (ms, (cfg, variant))
+    for (which, cplx), (ms, (cfg, variant)) in best.items():
+        fn.BWD_CONFIG[cplx] = cfg
+        log(f"using {which} {'complex' if cplx else 'real'}: {cfg} {_variant_name(variant)}"
+            f" ({ms:.3f} ms)")
+    fn.CARRY_AFTER_SCAN = True
+    if ("bwd", False) in best:  # the kernel switches are global: take the real case's
+        fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG = best[("bwd", False)][1][1]
+    log(f"using backward {_variant_name((fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG))}"
+        f" (sweep took {time.perf_counter() - t_start:.0f} s)")
     return out
 
 
@@ -336,8 +370,22 @@ def main(argv=None):
     ap.add_argument("--json", type=Path, help="write every number here")
     ap.add_argument("--no-reference", action="store_true", help="skip timing the reference")
     ap.add_argument("--quick", action="store_true", help="check: 10 of the cases")
+    ap.add_argument("--bwd", choices=["v2", "v3"], help="backward kernel (default: function.py's)")
+    ap.add_argument("--bwd3-scratch", action="store_true",
+                    help="v3: sum variable dB/dC over channels once per chunk (scratch)")
+    ap.add_argument("--bwd3-maxnreg", type=int, help="v3: register cap passed to ptxas")
     args = ap.parse_args(argv)
     import triton
+    from ssmzoo_kernels.selective_scan import function as fn
+
+    if args.bwd:
+        fn.BWD_KERNEL = args.bwd
+    if args.bwd3_scratch:
+        fn.BWD3_SUM_SCRATCH = True
+    if args.bwd3_maxnreg:
+        fn.BWD3_MAXNREG = args.bwd3_maxnreg
+    print(f"backward kernel {_variant_name((fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG))}"
+          f", config {fn.BWD_CONFIG}", flush=True)
 
     print(f"{torch.cuda.get_device_name()} | torch {torch.__version__} | triton {triton.__version__}"
           f" | {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
