@@ -10,7 +10,8 @@ from typing import Any
 from ssmzoo.bench.measure import Ceilings
 from ssmzoo.bench.runner import CaseReport
 
-COLUMNS = ("backend", "ms", "peak MB", "GB/s", "x bytes", "x exp", "x mma", "vs base", "rel err")
+COLUMNS = ("backend", "ms", "peak MB", "GB/s", "x bytes", "x exp", "x mma", "vs base", "rel err",
+           "# differ", "ref err")
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -29,6 +30,7 @@ def _rows(rep: CaseReport) -> list[list[str]]:
             _fmt(r.peak_bytes / 2**20 if r.peak_bytes is not None else None, ".0f"),
             _fmt(r.gbps, ".3g"), _fmt(r.x_bytes, ".1f"), _fmt(r.x_exp, ".1f"),
             _fmt(r.x_mma, ".1f"), _fmt(r.vs_baseline, ".2f"), _fmt(r.err, ".1e"),
+            _fmt(r.n_diff, "d"), _fmt(r.ref_err, ".1e"),
         ])
     return rows
 
@@ -71,7 +73,9 @@ def text(reports: Sequence[CaseReport], env: dict[str, str], ceil: Ceilings | No
     lines.append("x bytes / x exp / x mma: time over the floor (each input read once and each "
                  "output written once at the measured bandwidth; one exp per state update on the "
                  "special-function units; the chunked SSD's matrix products at the measured matmul "
-                 "rate). vs base: time over the baseline backend's; rel err: output vs baseline's.")
+                 "rate). vs base: time over the baseline backend's; rel err: output vs baseline's "
+                 "(# differ: its elements that differ); ref err: output vs the float64 reference "
+                 "on the first batch row.")
     return "\n".join(lines)
 
 

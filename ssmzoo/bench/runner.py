@@ -36,6 +36,8 @@ class Result:
     vs_baseline: float | None = None
     err: float | None = None
     out_rms: float | None = None
+    ref_err: float | None = None
+    n_diff: int | None = None
 
 
 @dataclass
@@ -88,9 +90,43 @@ def _runner(case: BenchCase, kw: dict[str, Any], backend: str) -> Callable[[], o
 
 
 def _rel_err(ref: torch.Tensor, out: torch.Tensor) -> float:
-    r, o = ref.detach().double(), out.detach().double()
+    r, o = ref.detach().to(torch.complex128 if ref.is_complex() else torch.float64), out.detach()
+    o = o.to(r.dtype)
     den = r.norm().item()
     return (o - r).norm().item() / den if den else (o - r).norm().item()
+
+
+def _keep(out: torch.Tensor) -> torch.Tensor:
+    """A private float32 copy of a backend's output: never the returned tensor itself, which a
+    backend may hand out again (a reused buffer, a graph's static output) and overwrite while it
+    is timed, so that the check would compare whatever the last call left there."""
+    return out.detach().to(torch.float32, copy=True)
+
+
+# keyword arguments whose axis 0 is the batch (the rest are per channel/head)
+_BATCHED = {"ssd_scan": ("x", "dt", "B", "C", "z", "initial_states"),
+            "selective_scan": ("u", "delta", "z", "initial_state")}
+
+
+def _first_rows(case: BenchCase, kw: dict[str, Any], rows: int) -> dict[str, Any]:
+    """The arguments of the call's first ``rows`` batch rows, in float64 (complex128), detached."""
+    out: dict[str, Any] = {}
+    for k, v in kw.items():
+        if not isinstance(v, torch.Tensor):
+            out[k] = v
+            continue
+        batched = k in _BATCHED[case.op] or (case.op == "selective_scan" and k in ("B", "C")
+                                             and v.dim() >= 3)
+        t = v.detach()[:rows] if batched else v.detach()
+        out[k] = t.to(torch.complex128 if t.is_complex() else torch.float64)
+    return out
+
+
+def reference_rows(case: BenchCase, kw: dict[str, Any], rows: int = 1) -> torch.Tensor:
+    """The float64 reference output of the first ``rows`` batch rows of the call (rows are
+    independent, so this bounds the reference's cost on the large GPU cases)."""
+    with torch.no_grad():
+        return _op(case)(**_first_rows(case, kw, rows), backend="reference")
 
 
 def run_case(case: BenchCase, backends: Sequence[str] | None = None, *,
@@ -101,7 +137,9 @@ def run_case(case: BenchCase, backends: Sequence[str] | None = None, *,
 
     Each result has the median ms, peak extra memory, effective GB/s (the case's byte floor over
     the time), the ratios to the byte, exp and (SSD) matrix floors, the ratio to the baseline
-    backend's time, and the relative error of the output against the baseline's output.
+    backend's time, the relative error of the output against the baseline's output and how many
+    of its elements differ (``err``, ``n_diff``), and its relative error against the float64
+    reference on the first batch row (``ref_err``).
     """
     device = device or case.device
     ceil = ceil or ceilings(torch.device(device).type)
@@ -120,7 +158,7 @@ def run_case(case: BenchCase, backends: Sequence[str] | None = None, *,
             with torch.no_grad():
                 first = _op(case)(**kw, backend=name)
             if check:
-                outputs[name] = first.float() if first.dtype != torch.float32 else first
+                outputs[name] = _keep(first)
             del first
             fn = _runner(case, kw, name)
             t = time_ms(fn, device, warmup=warmup, repeats=repeats)
@@ -140,6 +178,21 @@ def run_case(case: BenchCase, backends: Sequence[str] | None = None, *,
         if torch.device(device).type == "cuda":
             torch.cuda.empty_cache()
     ok = {r.backend: r for r in report.results if r.status == "ok"}
+    if check and outputs:
+        # each output against the float64 reference on the first batch row: the column that says
+        # whether an output is right, where "rel err" only says whether two backends agree (two
+        # kernels that round at the same places in the same order agree bit for bit)
+        try:
+            ref = reference_rows(case, kw, rows=1)
+        except Exception as e:  # the reference must not end the run either
+            ref = None
+            for r in ok.values():
+                r.reason = f"reference check failed: {type(e).__name__}: {e}"
+        if ref is not None:
+            for r in ok.values():
+                if r.backend in outputs:
+                    r.ref_err = _rel_err(ref, outputs[r.backend][:1])
+            del ref
     prefs = [baseline] if baseline else list(BASELINES[case.op])
     report.baseline = next((b for b in prefs if b in ok), None)
     if report.baseline is None and ok:
@@ -151,7 +204,12 @@ def run_case(case: BenchCase, backends: Sequence[str] | None = None, *,
             if r.backend in outputs:
                 r.out_rms = outputs[r.backend].double().pow(2).mean().sqrt().item()
             if check and r.backend in outputs and report.baseline in outputs:
-                r.err = _rel_err(outputs[report.baseline], outputs[r.backend])
+                a, b = outputs[report.baseline], outputs[r.backend]
+                if r.backend != report.baseline and a.data_ptr() == b.data_ptr():
+                    raise RuntimeError(f"bench: {r.backend!r} and {report.baseline!r} outputs "
+                                       "share memory; the check would compare one with itself")
+                r.err = _rel_err(a, b)
+                r.n_diff = int((a != b).sum().item())
     return report
 
 
