@@ -45,11 +45,39 @@ from ssmzoo_kernels.selective_scan._fwd import column, decay_input_n, load_state
 
 
 @triton.jit
-def _acc_pair(ptr, off, re, im, mask, IS_COMPLEX: tl.constexpr):
+def _st(ptrs, val, mask, ASM: tl.constexpr):
+    """tl.store of float32 values in the values' own layout. ``ASM``: by inline assembly, so that
+    the compiler does not convert the tile to its coalesced store layout first (for a (channels,)
+    vector or a (channels, time) tile of 8 float32 per thread, that conversion costs shuffles or a
+    shared-memory round trip with barriers, per state). Replicated elements store the same value
+    twice. The interpreter takes tl.store."""
+    if ASM:
+        tl.inline_asm_elementwise(
+            "{ .reg .pred p; setp.ne.b32 p, $3, 0; @p st.global.b32 [$1], $2; mov.b32 $0, 0; }",
+            "=r,l,r,r", [ptrs, val, mask.to(tl.int32)], dtype=tl.int32, is_pure=False, pack=1)
+    else:
+        tl.store(ptrs, val, mask=mask)
+
+
+@triton.jit
+def _st4(ptrs, val, ASM: tl.constexpr):
+    """Unmasked ``_st`` of a (channels, time) float32 tile whose thread holds runs of 4 (or more)
+    consecutive, 16-byte aligned addresses along time: one 16-byte store per run."""
+    if ASM:
+        tl.inline_asm_elementwise(
+            "{ st.global.v4.b32 [$4], {$8, $9, $10, $11}; mov.b32 $0, 0; mov.b32 $1, 0; "
+            "mov.b32 $2, 0; mov.b32 $3, 0; }",
+            "=r,=r,=r,=r,l,l,l,l,r,r,r,r", [ptrs, val], dtype=tl.int32, is_pure=False, pack=4)
+    else:
+        tl.store(ptrs, val)
+
+
+@triton.jit
+def _acc_pair(ptr, off, re, im, mask, IS_COMPLEX: tl.constexpr, ASM: tl.constexpr):
     """ptr[off] += re (and ptr[off + 1] += im): a (channels,) read-modify-write by one thread."""
-    tl.store(ptr + off, tl.load(ptr + off, mask=mask, other=0.0) + re, mask=mask)
+    _st(ptr + off, tl.load(ptr + off, mask=mask, other=0.0) + re, mask, ASM)
     if IS_COMPLEX:
-        tl.store(ptr + off + 1, tl.load(ptr + off + 1, mask=mask, other=0.0) + im, mask=mask)
+        _st(ptr + off + 1, tl.load(ptr + off + 1, mask=mask, other=0.0) + im, mask, ASM)
 
 
 @triton.jit
@@ -80,7 +108,7 @@ def selective_scan_bwd3_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_DBIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_BBIAS: tl.constexpr, HAS_CBIAS: tl.constexpr,
     ZOH: tl.constexpr, FAST: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr,
-    BT: tl.constexpr, SUM_SCRATCH: tl.constexpr,
+    BT: tl.constexpr, SUM_SCRATCH: tl.constexpr, ASM: tl.constexpr = False,
 ):
     """Grid (cdiv(dim, BD), batch). Arguments as ``selective_scan_bwd_kernel``'s, except:
     gc: float32 (2, batch, dim, d_state[, 2]), buffer 0 holding d(last_state) (or zeros) on entry;
@@ -88,6 +116,9 @@ def selective_scan_bwd3_kernel(
     (programs, CPLX·2, BN, BD, BT) per program, in grid order.
     """
     CPLX: tl.constexpr = 2 if IS_COMPLEX else 1
+    # 16-byte stores of the scratch tiles need 4 consecutive steps per thread: 8 bf16/fp16 steps
+    # (one 16-byte load of the inputs) per thread when the chunk has at least 8
+    ASM4: tl.constexpr = ASM and BT >= 8 and u_ptr.dtype.element_ty.primitive_bitwidth == 16
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     offs_d = pid_d * BD + tl.arange(0, BD)
@@ -186,7 +217,7 @@ def selective_scan_bwd3_kernel(
                 v_im += tl.where(last, an_re * gin_im[:, None] - an_im * gin_re[:, None], 0.0)
                 _w1, _w2, g_re, g_im = tl.associative_scan((an_re, -an_im, v_re, v_im), 1,
                                                            combine_complex, reverse=True)
-                tl.store(gc_out + dnn + 1, column(g_im, offs_t, 0), mask=mask_d)
+                _st(gc_out + dnn + 1, column(g_im, offs_t, 0), mask_d, ASM)
                 dCt_re = 2.0 * dy * h_re
                 dCt_im = -2.0 * dy * h_im
             else:
@@ -195,21 +226,22 @@ def selective_scan_bwd3_kernel(
                 g_im = 0.0
                 dCt_re = dy * h_re
                 dCt_im = 0.0
-            tl.store(gc_out + dnn, column(g_re, offs_t, 0), mask=mask_d)
+            _st(gc_out + dnn, column(g_re, offs_t, 0), mask_d, ASM)
             if C_VAR:
                 if SUM_SCRATCH:
-                    tl.store(scr + ((CPLX + 0) * BN + n) * (BD * BT) + scr_tile, dCt_re)
+                    _st4(scr + ((CPLX + 0) * BN + n) * (BD * BT) + scr_tile, dCt_re, ASM4)
                     if IS_COMPLEX:
-                        tl.store(scr + ((CPLX + 1) * BN + n) * (BD * BT) + scr_tile, dCt_im)
+                        _st4(scr + ((CPLX + 1) * BN + n) * (BD * BT) + scr_tile, dCt_im, ASM4)
                 else:
                     _atomic_pair(dCv_base + n * s_Cn + t * CPLX, dCt_re, dCt_im, mask_t,
                                  IS_COMPLEX)
             if C_VAR == 0 or HAS_CBIAS:
                 if IS_COMPLEX:
                     _acc_pair(dCf_ptr, hb + dnn, tl.sum(dCt_re, axis=1), tl.sum(dCt_im, axis=1),
-                              mask_d, True)
+                              mask_d, True, ASM)
                 else:
-                    _acc_pair(dCf_ptr, hb + dnn, tl.sum(dCt_re, axis=1), 0.0, mask_d, False)
+                    _acc_pair(dCf_ptr, hb + dnn, tl.sum(dCt_re, axis=1), 0.0, mask_d, False,
+                              ASM)
             # B, u and Δ through x = coef·B·u; Δ and A through the decay
             if IS_COMPLEX:
                 if ZOH:
@@ -243,7 +275,7 @@ def selective_scan_bwd3_kernel(
                 else:
                     ddt += gb_re * u
                 ddt += Gr * Ar[:, None] + Gi * Ai[:, None]
-                _acc_pair(dA_ptr, hb + dnn, dA_r, dA_i, mask_d, IS_COMPLEX)
+                _acc_pair(dA_ptr, hb + dnn, dA_r, dA_i, mask_d, IS_COMPLEX, ASM)
             else:
                 if ZOH:
                     xr = dt * Ar[:, None]
@@ -264,21 +296,22 @@ def selective_scan_bwd3_kernel(
                     ddt += gb * u
                     dA_r = tl.sum(G * dt, axis=1)
                 ddt += G * Ar[:, None]
-                _acc_pair(dA_ptr, hb + dnn, dA_r, 0.0, mask_d, False)
+                _acc_pair(dA_ptr, hb + dnn, dA_r, 0.0, mask_d, False, ASM)
             if B_VAR:
                 if SUM_SCRATCH:
-                    tl.store(scr + n * (BD * BT) + scr_tile, dBt_re)
+                    _st4(scr + n * (BD * BT) + scr_tile, dBt_re, ASM4)
                     if IS_COMPLEX:
-                        tl.store(scr + (BN + n) * (BD * BT) + scr_tile, dBt_im)
+                        _st4(scr + (BN + n) * (BD * BT) + scr_tile, dBt_im, ASM4)
                 else:
                     _atomic_pair(dBv_base + n * s_Bn + t * CPLX, dBt_re, dBt_im, mask_t,
                                  IS_COMPLEX)
             if B_VAR == 0 or HAS_BBIAS:
                 if IS_COMPLEX:
                     _acc_pair(dBf_ptr, hb + dnn, tl.sum(dBt_re, axis=1), tl.sum(dBt_im, axis=1),
-                              mask_d, True)
+                              mask_d, True, ASM)
                 else:
-                    _acc_pair(dBf_ptr, hb + dnn, tl.sum(dBt_re, axis=1), 0.0, mask_d, False)
+                    _acc_pair(dBf_ptr, hb + dnn, tl.sum(dBt_re, axis=1), 0.0, mask_d, False,
+                              ASM)
         if SUM_SCRATCH:
             tl.debug_barrier()  # every state's tile is in the scratch
             if B_VAR:

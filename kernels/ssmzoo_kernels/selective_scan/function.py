@@ -52,6 +52,9 @@ BWD_KERNEL = os.environ.get("SSMZOO_BWD_KERNEL", "v2")
 # (True) or state by state with shuffles (False); and a register cap for ptxas (None: none)
 BWD3_SUM_SCRATCH = os.environ.get("SSMZOO_BWD3_SUM_SCRATCH", "0") == "1"
 BWD3_MAXNREG: int | None = None
+# v3 only: its per-state stores by inline assembly in the values' own layout (no conversion to the
+# store's coalesced layout first); the interpreter always takes tl.store
+BWD3_ASM_STORES = os.environ.get("SSMZOO_BWD3_ASM_STORES", "1") == "1"
 TARGET_WARPS = 132 * 16  # the forward splits time until the grid has about this many warps
 MAX_D_STATE = 64  # the d_state loop is unrolled; states and gradient sums live in registers
 
@@ -360,5 +363,6 @@ def _launch_bwd3(p: _Prepared, dout: Tensor, dlast: Tensor | None, g: dict[str, 
         HAS_D=p.D is not None, HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None,
         SOFTPLUS=p.softplus, HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
         ZOH=p.zoh, FAST=_fast(), BD=bd, BN=bn, BT=bt, SUM_SCRATCH=scratch,
+        ASM=BWD3_ASM_STORES and _fast(),
         num_warps=cfg.num_warps, **extra,
     )
