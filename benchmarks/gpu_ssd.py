@@ -5,8 +5,14 @@ backend (mamba_ssm's selective_scan_cuda, B2S6 biases by linearity).
     python benchmarks/gpu_ssd.py sweep                 # launch settings of the SSD kernels
     python benchmarks/gpu_ssd.py bench                 # the side-by-side table (docs/benchmarks.md)
     python benchmarks/gpu_ssd.py all --out DIR         # all three; JSON, markdown and logs in DIR
+    python benchmarks/gpu_ssd.py ab --out DIR          # kernel variants old vs new, beside mamba_ssm
 
-``check`` runs tests/kernels/test_ssd_triton.py and test_cuda_backend.py (their ``gpu`` grids
+``ab`` times the variants kept behind switches in ssmzoo_kernels.ssd._common (entering states in
+float32 or x's dtype, chunk-state launch separate or fused into the state passing, v1 or v2 launch
+order) on the four target cases, forward and forward+backward, each on one set of inputs with
+mamba_ssm's Triton SSD beside them where it imports; every variant's output (and gradients) is
+compared with v2's and with mamba_ssm's, and each output with the float64 reference on batch
+row 0. ``check`` runs tests/kernels/test_ssd_triton.py and test_cuda_backend.py (their ``gpu`` grids
 compare outputs, final states and every gradient with ``backend="reference"`` in float64).
 ``sweep`` times the Triton SSD alone under a few launch settings (ssmzoo_kernels.ssd._common.TUNING)
 and keeps the fastest; ``bench`` then runs ``ssmzoo.bench`` on every SSD case with the triton and
@@ -57,6 +63,187 @@ BWD_VARIANTS = {  # TUNING for the backward kernels
     "64 rows, 8 warps": {"bwd_dx": {"BLOCK": 64, "num_warps": 8},
                          "bwd_dc": {"BLOCK": 64, "num_warps": 8}},
 }
+
+
+# ssmzoo_kernels.ssd._common switches; every variant starts from v2's settings
+V2 = {"STATES": "float32", "FUSED_STATE": False, "ORDER": {"fwd": "v2", "bwd": "v2"},
+      "TUNING": {}}
+AB_FWD = {
+    "v2 (float32 states, separate launches)": {},
+    "input-dtype states": {"STATES": "input"},
+    "fused state passing": {"FUSED_STATE": True},
+    "fused + input-dtype states": {"FUSED_STATE": True, "STATES": "input"},
+    "fused + input, headdim tile 64": {"FUSED_STATE": True, "STATES": "input",
+                                       "TUNING": {"fused_state": {"BLOCK_P": 64}}},
+    "fused + input, headdim tile 16": {"FUSED_STATE": True, "STATES": "input",
+                                       "TUNING": {"fused_state": {"BLOCK_P": 16}}},
+    "v1 forward order": {"ORDER": {"fwd": "v1", "bwd": "v2"}},
+}
+AB_BWD = {
+    "v2 (v2 order everywhere)": {},
+    "v1 backward order": {"ORDER": {"fwd": "v2", "bwd": "v1"}},
+    "v1 backward order + fused + input-dtype states": {
+        "ORDER": {"fwd": "v2", "bwd": "v1"}, "FUSED_STATE": True, "STATES": "input"},
+    "defaults of this checkout": None,
+}
+
+
+def _switch(settings: dict | None) -> None:
+    """Set the SSD kernels' switches: v2's with ``settings`` over them (None: the checkout's)."""
+    from ssmzoo_kernels.ssd import _common
+
+    for k, v in (_DEFAULTS if settings is None else {**V2, **settings}).items():
+        if k == "TUNING":
+            _common.TUNING.clear()
+            _common.TUNING.update(v)
+        else:
+            setattr(_common, k, dict(v) if isinstance(v, dict) else v)
+
+
+_DEFAULTS: dict = {}
+DEVICE = "cuda"  # the ab stage's device (a smoke test runs it on the CPU under the interpreter)
+
+
+def _cmp(a, b) -> dict:
+    """How b differs from a: relative error, elements that differ, max |difference|."""
+    a, b = a.detach().float(), b.detach().float()
+    d = (a - b).double()
+    den = a.double().norm().item()
+    return {"rel": d.norm().item() / den if den else d.norm().item(),
+            "n_diff": int((a != b).sum().item()), "n": a.numel(),
+            "max_abs": d.abs().max().item(), "same_memory": a.data_ptr() == b.data_ptr()}
+
+
+def ab(out: Path, repeats: int = 20, budget_s: float = 200.0) -> dict:
+    """Old vs new kernel variants on the four target cases (see the module's docstring)."""
+    import importlib.util
+
+    import torch
+    from ssmzoo_kernels.ssd import _common
+
+    import ssmzoo
+    from ssmzoo import bench
+    from ssmzoo.bench.runner import reference_rows
+
+    _DEFAULTS.update(STATES=_common.STATES, FUSED_STATE=_common.FUSED_STATE,
+                     ORDER=dict(_common.ORDER), TUNING=dict(_common.TUNING))
+    peer = importlib.util.find_spec("mamba_ssm") is not None
+    t0 = time.time()
+    results: dict = {"defaults": _DEFAULTS.copy(), "fwd": {}, "fwdbwd": {}}
+    for case in bench.select(["ssd-b*"], mode="fwd"):
+        kw = case.inputs(DEVICE)
+        ref = reference_rows(case, kw)
+        rows, base = {}, None
+        for label, sw in AB_FWD.items():
+            if "tile" in label and time.time() - t0 > budget_s:
+                print(f"  {label}: skipped (over {budget_s:.0f} s)", flush=True)
+                continue
+            _switch(sw)
+            rows[label] = _time_fwd(kw, "triton", repeats, ref)
+            o = rows[label].pop("out")
+            if base is None:
+                base = o.clone()  # (a copy: the comparisons below then see two tensors)
+            rows[label]["vs_v2"] = _cmp(base, o)
+            del o
+        if peer:
+            rows["mamba_ssd"] = _time_fwd(kw, "mamba_ssd", repeats, ref)
+            o = rows["mamba_ssd"].pop("out")
+            rows["mamba_ssd"]["vs_v2"] = _cmp(base, o)  # mamba_ssm's output vs Triton v2's
+            m = rows["mamba_ssd"]["ms"]
+            for r in rows.values():
+                r["vs_mamba"] = r["ms"] / m
+            del o
+        _print_ab(case.name, rows)
+        results["fwd"][case.name] = rows
+        del kw, ref, base
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
+    for case in bench.select(["ssd-b*"], mode="fwdbwd"):
+        kw = case.inputs(DEVICE)
+        leaves = [v for v in kw.values() if isinstance(v, torch.Tensor) and v.requires_grad]
+        with torch.no_grad():
+            gout = torch.randn_like(ssmzoo.ssd_scan(**kw, backend="triton"))
+        rows, base = {}, None
+        for label, sw in AB_BWD.items():
+            _switch(sw)
+            rows[label], got = _time_fwdbwd(kw, leaves, gout, "triton", repeats)
+            if base is None:
+                base = [g.clone() for g in got]
+            rows[label]["vs_v2"] = _cmp_all(base, got)
+            del got
+        if peer:
+            rows["mamba_ssd"], got = _time_fwdbwd(kw, leaves, gout, "mamba_ssd", repeats)
+            rows["mamba_ssd"]["vs_v2"] = _cmp_all(base, got)
+            m = rows["mamba_ssd"]["ms"]
+            for r in rows.values():
+                r["vs_mamba"] = r["ms"] / m
+            del got
+        _print_ab(case.name, rows)
+        results["fwdbwd"][case.name] = rows
+        del kw, leaves, gout, base
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
+    _switch(None)
+    (out / "ab.json").write_text(json.dumps(results, indent=2))
+    print(f"ab: {time.time() - t0:.0f} s; switches back to the checkout's defaults "
+          f"{json.dumps(_DEFAULTS)}", flush=True)
+    return results
+
+
+def _time_fwd(kw, backend, repeats, ref) -> dict:
+    import torch
+
+    import ssmzoo
+    from ssmzoo import bench
+
+    def fwd():
+        with torch.no_grad():
+            return ssmzoo.ssd_scan(**kw, backend=backend)
+
+    o = fwd().detach().float().clone()  # compiles / autotunes too
+    t = bench.time_ms(fwd, DEVICE, warmup=3, repeats=repeats)
+    return {"ms": t.median_ms, "ms_min": t.min_ms, "ref_err": _cmp(ref, o[:1])["rel"], "out": o}
+
+
+def _time_fwdbwd(kw, leaves, gout, backend, repeats):
+    import torch
+
+    import ssmzoo
+    from ssmzoo import bench
+
+    def fb():
+        out = ssmzoo.ssd_scan(**kw, backend=backend)
+        return out, torch.autograd.grad(out, leaves, gout)
+
+    out, grads = fb()
+    got = [out.detach().float().clone()] + [g.detach().float().clone() for g in grads]
+    t = bench.time_ms(fb, DEVICE, warmup=3, repeats=repeats)
+    return {"ms": t.median_ms, "ms_min": t.min_ms}, got
+
+
+def _cmp_all(base, got) -> dict:
+    """Output and every gradient vs v2's: the largest relative error and which tensor has it."""
+    names = ["out", "dx", "ddt", "dA", "dB", "dC", "dD", "ddt_bias"]
+    errs = {n: _cmp(a, b)["rel"] for n, a, b in zip(names, base, got)}
+    worst = max(errs, key=errs.get)
+    return {"rel": errs[worst], "worst": worst, "all": errs,
+            "n_diff_out": _cmp(base[0], got[0])["n_diff"]}
+
+
+def _print_ab(name: str, rows: dict) -> None:
+    print(f"ab {name} (ms; vs mamba_ssd; vs Triton v2: rel err, elements differing; "
+          "float64 err on batch row 0)", flush=True)
+    for label, r in rows.items():
+        v = r.get("vs_v2", {})
+        extra = f"  worst {v['worst']}" if "worst" in v else ""
+        nd = v.get("n_diff", v.get("n_diff_out", "-"))
+        line = (f"  {label:<48} {r['ms']:7.3f}  x{r.get('vs_mamba', float('nan')):.2f}  "
+                f"rel {v.get('rel', 0):.1e} differ {nd}{extra}")
+        if "ref_err" in r:
+            line += f"  ref {r['ref_err']:.1e}"
+        if v.get("same_memory"):
+            line += "  (SAME MEMORY)"
+        print(line, flush=True)
 
 
 def check(out: Path, select: str | None = None) -> int:
@@ -125,6 +312,10 @@ def _profile_case(case, repeats: int) -> dict[str, float]:
         "dt_cumsum": lambda: _fwd.dt_cumsum(dt, A, bias, Q, True, lim),
         "chunk_state": lambda: _fwd.chunk_state(x, B, dtp, cum, 0),
         "state_passing": lambda: _fwd.state_passing(st.clone(), cum, None),
+        "state_passing, input-dtype out": lambda: _fwd.state_passing(st.clone(), cum, None,
+                                                                     x.dtype),
+        "fused chunk_state+state_passing": lambda: _fwd.fused_state_passing(x, B, dtp, cum, None),
+        "fused, input-dtype out": lambda: _fwd.fused_state_passing(x, B, dtp, cum, None, x.dtype),
         "chunk_scan": lambda: _fwd.chunk_scan(x, B, C, dtp, cum, st, D, None),
         "(clone of states)": lambda: st.clone(),
         "bwd dH_out": lambda: _fwd.chunk_state(dy, C, dtp, cum, 1),
@@ -211,7 +402,7 @@ def run_bench(out: Path, repeats: int = 20, ssd_only: bool = False) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", help="comma-separated stages: diag, check, profile, sweep, bench; "
+    ap.add_argument("what", help="comma-separated stages: diag, check, profile, sweep, bench, ab; "
                                  "or all (check, bench, then sweep and a re-bench if time allows)")
     ap.add_argument("--out", type=Path, default=Path("."), help="folder for JSON, markdown, logs")
     ap.add_argument("--repeats", type=int, default=20)
@@ -242,6 +433,8 @@ def main() -> int:
                 run_bench(tuned, repeats=args.repeats, ssd_only=True)
         elif stage == "bench":
             run_bench(args.out, repeats=args.repeats)
+        elif stage == "ab":
+            ab(args.out, repeats=args.repeats, budget_s=min(args.budget_s, 200.0))
         elif stage == "bench-ssd":
             run_bench(args.out, repeats=args.repeats, ssd_only=True)
         else:
