@@ -288,3 +288,15 @@ def test_gpu_grid(case):
     args = _inputs(b, l, h, p, g, n, dtype, **opts)
     peer = _peer_tolerances(args, q, dtype)
     _check(args, chunk_size=q, dtype=dtype, peer_tol=peer)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("case", [0, 3], ids=["fp32-n64", "bf16-n128"])
+def test_gpu_variants(monkeypatch, variant, case):
+    """Every kernel variant on the GPU grid's float32 and bfloat16 cases."""
+    _use_variant(monkeypatch, variant)
+    b, l, h, p, g, n, q, dtype, opts = GPU_CASES[case]
+    torch.manual_seed(case)
+    args = _inputs(b, l, h, p, g, n, dtype, **opts)
+    _check(args, chunk_size=q, dtype=dtype, peer_tol=_peer_tolerances(args, q, dtype))
