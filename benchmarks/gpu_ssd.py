@@ -77,7 +77,6 @@ AB_FWD = {
                                        "TUNING": {"fused_state": {"BLOCK_P": 64}}},
     "fused + input, headdim tile 16": {"FUSED_STATE": True, "STATES": "input",
                                        "TUNING": {"fused_state": {"BLOCK_P": 16}}},
-    "v1 forward order": {"ORDER": {"fwd": "v1", "bwd": "v2"}},
 }
 AB_BWD = {
     "v2 (v2 order everywhere)": {},
@@ -114,7 +113,7 @@ def _cmp(a, b) -> dict:
             "max_abs": d.abs().max().item(), "same_memory": a.data_ptr() == b.data_ptr()}
 
 
-def ab(out: Path, repeats: int = 20, budget_s: float = 200.0) -> dict:
+def ab(out: Path, repeats: int = 20, budget_s: float = 120.0) -> dict:
     """Old vs new kernel variants on the four target cases (see the module's docstring)."""
     import importlib.util
 
@@ -146,7 +145,12 @@ def ab(out: Path, repeats: int = 20, budget_s: float = 200.0) -> dict:
             rows[label]["vs_v2"] = _cmp(base, o)
             del o
         if peer:
-            rows["mamba_ssd"] = _time_fwd(kw, "mamba_ssd", repeats, ref)
+            try:
+                rows["mamba_ssd"] = _time_fwd(kw, "mamba_ssd", repeats, ref)
+            except Exception as e:  # importable but not runnable: say why, keep going
+                print(f"  mamba_ssd: {type(e).__name__}: {e}", flush=True)
+                peer = False
+        if peer:
             o = rows["mamba_ssd"].pop("out")
             rows["mamba_ssd"]["vs_v2"] = _cmp(base, o)  # mamba_ssm's output vs Triton v2's
             m = rows["mamba_ssd"]["ms"]
@@ -172,7 +176,12 @@ def ab(out: Path, repeats: int = 20, budget_s: float = 200.0) -> dict:
             rows[label]["vs_v2"] = _cmp_all(base, got)
             del got
         if peer:
-            rows["mamba_ssd"], got = _time_fwdbwd(kw, leaves, gout, "mamba_ssd", repeats)
+            try:
+                rows["mamba_ssd"], got = _time_fwdbwd(kw, leaves, gout, "mamba_ssd", repeats)
+            except Exception as e:
+                print(f"  mamba_ssd: {type(e).__name__}: {e}", flush=True)
+                peer = False
+        if peer:
             rows["mamba_ssd"]["vs_v2"] = _cmp_all(base, got)
             m = rows["mamba_ssd"]["ms"]
             for r in rows.values():
@@ -434,7 +443,7 @@ def main() -> int:
         elif stage == "bench":
             run_bench(args.out, repeats=args.repeats)
         elif stage == "ab":
-            ab(args.out, repeats=args.repeats, budget_s=min(args.budget_s, 200.0))
+            ab(args.out, repeats=args.repeats, budget_s=min(args.budget_s, 120.0))
         elif stage == "bench-ssd":
             run_bench(args.out, repeats=args.repeats, ssd_only=True)
         else:
