@@ -1,7 +1,7 @@
 """GPU check and timing of the Triton selective scan, side by side with mamba_ssm's CUDA kernel.
 
     python benchmarks/gpu_selective_scan.py check            # full grid vs the float64 reference
-    python benchmarks/gpu_selective_scan.py check --bwd v3 --bwd3-scratch   # ... on the v3 backward
+    python benchmarks/gpu_selective_scan.py check --bwd v3   # ... with the v3 backward kernel
     python benchmarks/gpu_selective_scan.py sweep            # backward v2 vs v3 (+ shapes), main cases
     python benchmarks/gpu_selective_scan.py bench            # the timing table of KERNEL_NOTES.md
     python benchmarks/gpu_selective_scan.py tune             # sweep, then bench with the best
@@ -269,37 +269,50 @@ def run_bench(log, reference=True):
     return rows
 
 
+BWD_SWITCHES = ("BWD_KERNEL", "BWD3_SUM_SCRATCH", "BWD3_MAXNREG", "BWD3_ASM_STORES")
+
+
+def _bwd_variant(fn):
+    return tuple(getattr(fn, k) for k in BWD_SWITCHES)
+
+
 def _with_bwd(fn, variant, f):
-    """Run f() with the backward switches of ``variant`` = (kernel, sum_scratch, maxnreg) set."""
-    saved = (fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG)
-    fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG = variant
+    """Run f() with the backward switches of ``variant`` = (kernel, sum_scratch, maxnreg,
+    asm_stores) set."""
+    saved = _bwd_variant(fn)
+    for k, v in zip(BWD_SWITCHES, variant):
+        setattr(fn, k, v)
     try:
         return f()
     finally:
-        fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG = saved
+        for k, v in zip(BWD_SWITCHES, saved):
+            setattr(fn, k, v)
 
 
 def _variant_name(variant):
-    kernel, scratch, maxnreg = variant
+    kernel, scratch, maxnreg, asm = variant
     if kernel == "v2":
         return "v2"
-    return f"v3{' scratch-sums' if scratch else ''}{f' maxnreg={maxnreg}' if maxnreg else ''}"
+    return (f"v3{' scratch-sums' if scratch else ''}{'' if asm else ' no-asm-stores'}"
+            f"{f' maxnreg={maxnreg}' if maxnreg else ''}")
 
 
 SWEEP_CASE = (8, 2048, 4096, 16)  # (batch, dim, length, d_state) of the sweep
 # (block_d, block_t, warps, segments, carry after the scan): the forward is unchanged since v2.4,
 # so only its default is timed (the reference point of the run).
 FWD_SHAPES = ((32, 32, 4, 0, True),)
-# (block_d, block_t, warps, (kernel, sum_scratch, maxnreg)): the backward kernels v2 and v3 side by
-# side (KERNEL_NOTES.md "v3"); v2's default first (every row is checked against it) and again last
-# (clock drift check).
+# (block_d, block_t, warps, (kernel, sum_scratch, maxnreg, asm_stores)): the backward kernels v2
+# and v3 side by side (KERNEL_NOTES.md "v3"); v2's default first (every row is checked against it)
+# and again last (clock drift check).
+V2 = ("v2", False, None, True)
 BWD_SHAPES = {
-    False: ((16, 32, 2, ("v2", False, None)), (16, 32, 2, ("v3", False, None)),
-            (16, 32, 2, ("v3", True, None)), (32, 32, 4, ("v3", True, None)),
-            (64, 32, 4, ("v3", True, None)), (16, 32, 2, ("v3", True, 128)),
-            (32, 32, 4, ("v3", True, 128)), (16, 32, 2, ("v2", False, None))),
-    True: ((32, 8, 1, ("v2", False, None)), (32, 8, 1, ("v3", False, None)),
-           (16, 32, 2, ("v3", True, None)), (32, 32, 4, ("v3", True, None))),
+    False: ((16, 32, 2, V2), (16, 32, 2, ("v3", True, None, True)),
+            (16, 32, 2, ("v3", False, None, True)), (16, 32, 2, ("v3", True, None, False)),
+            (32, 32, 4, ("v3", True, None, True)), (16, 32, 2, ("v3", True, 128, True)),
+            (32, 32, 4, ("v3", True, 128, True)), (16, 32, 2, ("v3", True, 168, True)),
+            (16, 32, 2, V2)),
+    True: ((32, 8, 1, V2), (32, 8, 1, ("v3", True, None, True)),
+           (16, 32, 2, ("v3", True, None, True)), (16, 32, 2, ("v3", True, 168, True))),
 }
 
 
@@ -357,8 +370,9 @@ def run_sweep(log):
             f" ({ms:.3f} ms)")
     fn.CARRY_AFTER_SCAN = True
     if ("bwd", False) in best:  # the kernel switches are global: take the real case's
-        fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG = best[("bwd", False)][1][1]
-    log(f"using backward {_variant_name((fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG))}"
+        for k, v in zip(BWD_SWITCHES, best[("bwd", False)][1][1]):
+            setattr(fn, k, v)
+    log(f"using backward {_variant_name(_bwd_variant(fn))}"
         f" (sweep took {time.perf_counter() - t_start:.0f} s)")
     return out
 
@@ -371,8 +385,9 @@ def main(argv=None):
     ap.add_argument("--no-reference", action="store_true", help="skip timing the reference")
     ap.add_argument("--quick", action="store_true", help="check: 10 of the cases")
     ap.add_argument("--bwd", choices=["v2", "v3"], help="backward kernel (default: function.py's)")
-    ap.add_argument("--bwd3-scratch", action="store_true",
-                    help="v3: sum variable dB/dC over channels once per chunk (scratch)")
+    ap.add_argument("--bwd3-no-scratch", action="store_true",
+                    help="v3: sum variable dB/dC over channels per state (default: once per chunk)")
+    ap.add_argument("--bwd3-no-asm", action="store_true", help="v3: per-state stores by tl.store")
     ap.add_argument("--bwd3-maxnreg", type=int, help="v3: register cap passed to ptxas")
     args = ap.parse_args(argv)
     import triton
@@ -380,11 +395,13 @@ def main(argv=None):
 
     if args.bwd:
         fn.BWD_KERNEL = args.bwd
-    if args.bwd3_scratch:
-        fn.BWD3_SUM_SCRATCH = True
+    if args.bwd3_no_scratch:
+        fn.BWD3_SUM_SCRATCH = False
+    if args.bwd3_no_asm:
+        fn.BWD3_ASM_STORES = False
     if args.bwd3_maxnreg:
         fn.BWD3_MAXNREG = args.bwd3_maxnreg
-    print(f"backward kernel {_variant_name((fn.BWD_KERNEL, fn.BWD3_SUM_SCRATCH, fn.BWD3_MAXNREG))}"
+    print(f"backward kernel {_variant_name(_bwd_variant(fn))}"
           f", config {fn.BWD_CONFIG}", flush=True)
 
     print(f"{torch.cuda.get_device_name()} | torch {torch.__version__} | triton {triton.__version__}"

@@ -50,7 +50,7 @@ CARRY_AFTER_SCAN = True  # 1.214 vs 1.275 ms (real forward, 06:45 UTC)
 BWD_KERNEL = os.environ.get("SSMZOO_BWD_KERNEL", "v2")
 # v3 only: variable dB/dC summed over channels once per chunk through a per-program scratch
 # (True) or state by state with shuffles (False); and a register cap for ptxas (None: none)
-BWD3_SUM_SCRATCH = os.environ.get("SSMZOO_BWD3_SUM_SCRATCH", "0") == "1"
+BWD3_SUM_SCRATCH = os.environ.get("SSMZOO_BWD3_SUM_SCRATCH", "1") == "1"
 BWD3_MAXNREG: int | None = None
 # v3 only: its per-state stores by inline assembly in the values' own layout (no conversion to the
 # store's coalesced layout first); the interpreter always takes tl.store
