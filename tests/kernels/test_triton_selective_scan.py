@@ -216,3 +216,30 @@ def test_bwd_v3(case: ScanCase, scratch: bool, monkeypatch, nan_poison) -> None:
     monkeypatch.setattr(fn, "BWD_KERNEL", "v3")
     monkeypatch.setattr(fn, "BWD3_SUM_SCRATCH", scratch)
     test_matches_reference(case, nan_poison)
+
+
+@pytest.mark.parametrize("kernel", ["v2", "v3"])
+@pytest.mark.parametrize("case", [
+    replace(BASE, B_layout="grouped", C_layout="variable", initial_state=True, B_bias=True),
+    replace(BASE, complex=True, discretization="zoh", C_layout="grouped", initial_state=True),
+], ids=str)
+def test_saved_states(case: ScanCase, kernel: str, monkeypatch, nan_poison) -> None:
+    """With SAVE_STATES the forward writes the chunk-start states and the backward does not run
+    its recomputing forward pass; values and every gradient unchanged."""
+    monkeypatch.setattr(fn, "SAVE_STATES", True)
+    monkeypatch.setattr(fn, "BWD_KERNEL", kernel)
+    launches = []
+    real_launch = fn._launch_fwd
+
+    def counting(*args, **kwargs):
+        launches.append(args[3] is not None and args[1] is None)  # a recomputing pass?
+        return real_launch(*args, **kwargs)
+
+    monkeypatch.setattr(fn, "_launch_fwd", counting)
+    test_matches_reference(case, nan_poison)
+    assert launches and not any(launches), "the backward recomputed the states"
+    # a backward with another chunk length cannot use them and recomputes
+    launches.clear()
+    monkeypatch.setattr(fn, "BWD_CONFIG", {False: fn.KernelConfig(2, 4), True: fn.KernelConfig(2, 4)})
+    test_matches_reference(case, nan_poison)
+    assert any(launches)

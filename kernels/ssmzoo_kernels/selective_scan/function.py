@@ -55,6 +55,11 @@ BWD3_MAXNREG: int | None = None
 # v3 only: its per-state stores by inline assembly in the values' own layout (no conversion to the
 # store's coalesced layout first); the interpreter always takes tl.store
 BWD3_ASM_STORES = os.environ.get("SSMZOO_BWD3_ASM_STORES", "1") == "1"
+# the autograd forward also writes the chunk-start states (and the un-gated output) when a gradient
+# is needed, so that the backward skips its state-recomputing pass (when the forward's block_t is
+# the backward's); costs their memory between forward and backward (268 MB for (8, 2048, 4096, 16)
+# bf16 with z). Off until timed (KERNEL_NOTES.md "v3"). SSMZOO_SAVE_STATES=1 turns it on.
+SAVE_STATES = os.environ.get("SSMZOO_SAVE_STATES", "0") == "1"
 TARGET_WARPS = 132 * 16  # the forward splits time until the grid has about this many warps
 MAX_D_STATE = 64  # the d_state loop is unrolled; states and gradient sums live in registers
 
@@ -243,41 +248,72 @@ def _state_shape(p: _Prepared, *lead: int) -> tuple[int, ...]:
     return (*lead, p.dim, p.dstate, 2) if p.is_complex else (*lead, p.dim, p.dstate)
 
 
+@dataclass
+class SavedStates:
+    """What the backward's state-recomputing pass would write, written by the forward instead:
+    the state before every chunk of ``block_t`` steps and, with z, the un-gated output."""
+
+    ws: Tensor  # (batch, n_chunks, dim, d_state[, 2]) float32
+    ypre: Tensor | None  # (batch, dim, length) in u's dtype
+    block_t: int
+
+
 def _fwd(p: _Prepared, return_last_state: bool, cfg: KernelConfig | None = None,
          ) -> tuple[Tensor, Tensor | None]:
     """out (batch, dim, length) in u's dtype, and the last state (batch, dim, d_state[, 2]) float32."""
+    out, last, _saved = _fwd_saving(p, return_last_state, cfg, save=False)
+    return out, last
+
+
+def _fwd_saving(p: _Prepared, return_last_state: bool, cfg: KernelConfig | None = None, *,
+                save: bool = True) -> tuple[Tensor, Tensor | None, SavedStates | None]:
+    """``_fwd``, and with ``save`` the chunk-start states and un-gated output for the backward
+    (``SAVE_STATES``: the backward then skips its recomputing pass when its block_t matches)."""
     cfg = cfg or FWD_CONFIG[p.is_complex]
     bt = _block_t(cfg, p.u.dtype)
     dev = p.u.device
     out = torch.empty(p.u.shape, dtype=p.u.dtype, device=dev)
+    saved = None
+    if save:
+        n_chunks = triton.cdiv(p.length, bt)
+        saved = SavedStates(
+            ws=torch.empty(_state_shape(p, p.batch, n_chunks), dtype=torch.float32, device=dev),
+            ypre=torch.empty(p.u.shape, dtype=p.u.dtype, device=dev) if p.z is not None else None,
+            block_t=bt)
+    ws = saved.ws if saved is not None else None
+    ypre = saved.ypre if saved is not None else None
     n_seg = _segments(p, cfg, bt)
     if n_seg == 1:
         last = None
         if return_last_state:
             last = torch.empty(_state_shape(p, p.batch), dtype=torch.float32, device=dev)
-        _launch_fwd(p, out, last, None, None, cfg, bt)
-        return out, last
+        _launch_fwd(p, out, last, ws, ypre, cfg, bt)
+        return out, last, saved
     ends = torch.empty(_state_shape(p, p.batch, n_seg), dtype=torch.float32, device=dev)
     dts = torch.empty(p.batch, n_seg, p.dim, dtype=torch.float32, device=dev)
     _launch_fwd(p, None, ends, None, None, cfg, bt, n_seg=n_seg, dts=dts)
     starts = _chain_segments(p, ends, dts)
     lasts = torch.empty_like(ends) if return_last_state else None
-    _launch_fwd(p, out, lasts, None, None, cfg, bt, h0=starts, n_seg=n_seg)
-    return out, (lasts[:, -1] if lasts is not None else None)
+    _launch_fwd(p, out, lasts, ws, ypre, cfg, bt, h0=starts, n_seg=n_seg)
+    return out, (lasts[:, -1] if lasts is not None else None), saved
 
 
 def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | None = None,
-         ) -> dict[str, Tensor]:
-    """Gradients in the kernels' layout (float32 partial sums over the batch still to be reduced)."""
+         saved: SavedStates | None = None) -> dict[str, Tensor]:
+    """Gradients in the kernels' layout (float32 partial sums over the batch still to be reduced).
+    ``saved``: the forward's chunk-start states, used when their chunk matches the backward's."""
     cfg = cfg or BWD_CONFIG[p.is_complex]
     dev = p.u.device
     bt = _block_t(cfg, p.u.dtype)
     bd = p.block_d(cfg.block_d)
     n_chunks = triton.cdiv(p.length, bt)
-    ws = torch.empty(_state_shape(p, p.batch, n_chunks), dtype=torch.float32, device=dev)
-    ypre = torch.empty(p.u.shape, dtype=p.u.dtype, device=dev) if p.z is not None else None
-    # the state-recomputing pass runs in the backward's own tile (same channels and chunk)
-    _launch_fwd(p, None, None, ws, ypre, cfg, bt)
+    if saved is not None and saved.block_t == bt:
+        ws, ypre = saved.ws, saved.ypre
+    else:
+        ws = torch.empty(_state_shape(p, p.batch, n_chunks), dtype=torch.float32, device=dev)
+        ypre = torch.empty(p.u.shape, dtype=p.u.dtype, device=dev) if p.z is not None else None
+        # the state-recomputing pass runs in the backward's own tile (same channels and chunk)
+        _launch_fwd(p, None, None, ws, ypre, cfg, bt)
     dout = dout.contiguous()
     f32 = {"dtype": torch.float32, "device": dev}
     g = {

@@ -6,7 +6,14 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from ssmzoo_kernels.selective_scan.function import _bwd, _fwd, _prepare, _Prepared
+from ssmzoo_kernels.selective_scan import function
+from ssmzoo_kernels.selective_scan.function import (
+    SavedStates,
+    _bwd,
+    _fwd_saving,
+    _prepare,
+    _Prepared,
+)
 
 
 def _as_input(grad: Tensor, like: Tensor, cplx_pairs: bool) -> Tensor:
@@ -19,28 +26,34 @@ def _as_input(grad: Tensor, like: Tensor, cplx_pairs: bool) -> Tensor:
 
 
 class SelectiveScanTritonFn(torch.autograd.Function):
-    """Forward and backward kernels; saves only the inputs (states are recomputed)."""
+    """Forward and backward kernels; saves the inputs, and with ``function.SAVE_STATES`` the
+    chunk-start states and un-gated output (else the backward recomputes them)."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, initial_state,
                 delta_softplus, return_last_state, discretization):
         p = _prepare(u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, initial_state,
                      delta_softplus, discretization)
-        out, last = _fwd(p, return_last_state)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, initial_state)
+        save = function.SAVE_STATES and any(ctx.needs_input_grad)
+        out, last, saved = _fwd_saving(p, return_last_state, save=save)
+        ws, ypre = (saved.ws, saved.ypre) if saved is not None else (None, None)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, initial_state,
+                              ws, ypre)
         ctx.options = (delta_softplus, discretization)
+        ctx.saved_block_t = saved.block_t if saved is not None else 0
         if not return_last_state:
             return out
         return out, torch.view_as_complex(last) if p.is_complex else last
 
     @staticmethod
     def backward(ctx, dout, dlast=None):
-        u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, h0 = ctx.saved_tensors
+        u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, h0, ws, ypre = ctx.saved_tensors
+        saved = SavedStates(ws, ypre, ctx.saved_block_t) if ws is not None else None
         p: _Prepared = _prepare(u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, h0,
                                 *ctx.options)
         if dlast is not None and p.is_complex:
             dlast = torch.view_as_real(dlast.to(torch.complex64).resolve_conj())
-        g = _bwd(p, dout, dlast)
+        g = _bwd(p, dout, dlast, saved=saved)
         cplx = p.is_complex
         dA = _as_input(g["A"].sum(0), A, cplx)
         dBf = g["Bf"].sum(0)  # (dim, d_state[, 2]): fixed B, or B_bias
