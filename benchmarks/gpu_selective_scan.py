@@ -364,6 +364,30 @@ def run_sweep(log):
             key = ("bwd", cplx)
             if err < 1e-2 and ms < best.get(key, (1e9, None))[0]:
                 best[key] = (ms, (cfg, variant))
+        if (("bwd", cplx)) in best:  # the best backward again, from states the forward saved
+            _ms, (cfg, variant) = best[("bwd", cplx)]
+            fcfg = fn.FWD_CONFIG[cplx]
+            ms_f = bench_ms(lambda c=fcfg, q=p: fn._fwd_saving(q, False, c), rep=100)
+            _o, _l, saved = fn._fwd_saving(p, False, fcfg)
+            if saved.block_t == fn._block_t(cfg, p.u.dtype):
+                def f(c=cfg, q=p, g=dout, v=variant, sv=saved):
+                    return _with_bwd(fn, v, lambda: fn._bwd(q, g, None, c, saved=sv))
+                got = f()
+                err = max(rel(want[k], got[k].float()) for k in want)
+                ms_b = bench_ms(f, rep=100)
+                out.append(("fwd_save", cplx, fcfg.block_d, fcfg.block_t, fcfg.num_warps, 0, True,
+                            "", ms_f, 0.0))
+                out.append(("bwd_saved", cplx, cfg.block_d, cfg.block_t, cfg.num_warps, 0, True,
+                            _variant_name(variant), ms_b, err))
+                log(f"saved states ({'complex' if cplx else 'real'}): forward writing them"
+                    f" {ms_f:.3f} ms, backward {_variant_name(variant)} {cfg} without its"
+                    f" recomputing pass {ms_b:.3f} ms (rel. diff {err:.1e}); with recomputation"
+                    f" {_ms:.3f} ms (SAVE_STATES pays if the forward's extra cost is below the"
+                    f" difference)")
+            else:
+                log(f"saved states ({'complex' if cplx else 'real'}): not timed, the forward's"
+                    f" block_t {saved.block_t} is not the backward's {cfg}")
+            del saved
     for (which, cplx), (ms, (cfg, variant)) in best.items():
         fn.BWD_CONFIG[cplx] = cfg
         log(f"using {which} {'complex' if cplx else 'real'}: {cfg} {_variant_name(variant)}"
@@ -389,6 +413,8 @@ def main(argv=None):
                     help="v3: sum variable dB/dC over channels per state (default: once per chunk)")
     ap.add_argument("--bwd3-no-asm", action="store_true", help="v3: per-state stores by tl.store")
     ap.add_argument("--bwd3-maxnreg", type=int, help="v3: register cap passed to ptxas")
+    ap.add_argument("--save-states", action="store_true",
+                    help="the forward saves the chunk-start states for the backward (SAVE_STATES)")
     args = ap.parse_args(argv)
     import triton
     from ssmzoo_kernels.selective_scan import function as fn
@@ -401,8 +427,10 @@ def main(argv=None):
         fn.BWD3_ASM_STORES = False
     if args.bwd3_maxnreg:
         fn.BWD3_MAXNREG = args.bwd3_maxnreg
-    print(f"backward kernel {_variant_name(_bwd_variant(fn))}"
-          f", config {fn.BWD_CONFIG}", flush=True)
+    if args.save_states:
+        fn.SAVE_STATES = True
+    print(f"backward kernel {_variant_name(_bwd_variant(fn))}, config {fn.BWD_CONFIG},"
+          f" save_states={fn.SAVE_STATES}", flush=True)
 
     print(f"{torch.cuda.get_device_name()} | torch {torch.__version__} | triton {triton.__version__}"
           f" | {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
