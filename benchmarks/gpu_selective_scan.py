@@ -312,7 +312,8 @@ BWD_SHAPES = {
             (32, 32, 4, ("v3", True, 128, True)), (16, 32, 2, ("v3", True, 168, True)),
             (16, 32, 2, V2)),
     True: ((32, 8, 1, V2), (32, 8, 1, ("v3", True, None, True)),
-           (16, 32, 2, ("v3", True, None, True)), (16, 32, 2, ("v3", True, 168, True))),
+           (32, 8, 1, ("v3", True, None, False)), (16, 32, 2, ("v3", True, None, True)),
+           (16, 32, 2, ("v3", True, 168, True))),
 }
 
 
