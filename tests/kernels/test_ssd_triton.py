@@ -165,13 +165,16 @@ def test_variants_against_reference(monkeypatch, variant, dtype):
 @pytest.mark.interpret
 @pytest.mark.parametrize("variant", ["input-dtype-states", "fused-state",
                                      "fused-input-dtype-states"])
-def test_variant_states_match_the_v2_path(monkeypatch, variant):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_variant_states_match_the_v2_path(monkeypatch, variant, dtype):
     """The entering states and the final state of a variant are v2's (float32 S_c, separate state
-    passing), stored in x's dtype where the variant says so; the recurrence stays float32."""
+    passing), stored in x's dtype where the variant says so; the recurrence stays float32. In
+    fp32 they agree to rounding; in bf16 the fused launch weights x's tile instead of B's where
+    that is the smaller one (d_state 24 > headdim 16 here), so its rounding differs."""
     from ssmzoo_kernels.ssd import _function
 
     torch.manual_seed(8)
-    a = _inputs(1, 45, 2, 20, 1, 24, torch.bfloat16, z=False)
+    a = _inputs(1, 45, 2, 20, 1, 24, dtype, z=False)
     args = (a["x"], a["dt"], a["A"], a["B"], a["C"], 16, a["D"], None, a["dt_bias"],
             a["initial_states"], True, (0.0, math.inf))
     with torch.no_grad():
@@ -179,11 +182,12 @@ def test_variant_states_match_the_v2_path(monkeypatch, variant):
         _use_variant(monkeypatch, variant)
         _, _, _, _, st1, fin1 = _function.ssd_fwd(*args)
     assert st0.dtype == torch.float32 and fin0.dtype == fin1.dtype == torch.float32
-    want = torch.bfloat16 if "input" in variant else torch.float32
+    want = dtype if "input" in variant else torch.float32
     assert st1.dtype == want and st1.shape == st0.shape
-    assert_close("final", fin0, fin1, rtol=1e-6)
-    assert_close("states", st0.to(want).float(), st1.float(), rtol=1e-6 if want == torch.float32
-                 else 4e-3)
+    fused_half = "fused" in variant and dtype != torch.float32
+    assert_close("final", fin0, fin1, rtol=1e-2 if fused_half else 1e-6)
+    assert_close("states", st0.to(want).float(), st1.float(),
+                 rtol=1e-2 if fused_half else 4e-3 if want != torch.float32 else 1e-6)
 
 
 def test_auto_launch_order_by_d_state(monkeypatch):

@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ssmzoo_kernels.ssd._common import block, config, dot_precision, interpreting, order
+from ssmzoo_kernels.ssd._common import TUNING, block, config, dot_precision, interpreting, order
 
 
 @triton.jit
@@ -172,14 +172,17 @@ def _fused_state_kernel(
     s_x_b, s_x_l, s_x_h, s_x_p,
     s_b_b, s_b_l, s_b_g, s_b_n,
     s_o_b, s_o_c, s_o_h, s_o_p, s_o_n,
-    HAS_INIT: tl.constexpr, DOT_PREC: tl.constexpr,
+    HAS_INIT: tl.constexpr, DOT_PREC: tl.constexpr, SCALE_X: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr,
 ):
     """Chunk states and state passing in one launch: one program per (headdim block, d_state
     block) of one (batch, head) walks the chunks; per chunk it writes the entering state H_c to
     out (out's dtype), computes the chunk's own state S_c = sum_s exp(cum_end - cum_s) dt_s x_s^T
     B_s on the tensor cores (as ``_chunk_state_kernel`` MODE 0) and carries H_{c+1} =
-    exp(cum_end) H_c + S_c in float32; final H_nc (float32). No S_c buffer is written or read."""
+    exp(cum_end) H_c + S_c in float32; final H_nc (float32). No S_c buffer is written or read.
+    SCALE_X: the weights w_s multiply x's tile (rounded to the input dtype) instead of B's, when
+    x's is the smaller (d_state tiles wider than headdim tiles); B's tile then needs no registers
+    for the scaling (at N 128 the (s, d_state) tile and its pointers spilled)."""
     n_blocks_n = tl.cdiv(N, BLOCK_N)
     pid_p = tl.program_id(0) // n_blocks_n
     pid_n = tl.program_id(0) % n_blocks_n
@@ -215,7 +218,10 @@ def _fused_state_kernel(
             cum_s = tl.load(cum_ptr + row + offs_s, mask=ms, other=0.0)
             dt_s = tl.load(dt_ptr + row + offs_s, mask=ms, other=0.0)
             w = tl.where(ms, tl.exp(cum_end - cum_s) * dt_s, 0.0)
-            bs = (bs.to(tl.float32) * w[:, None]).to(xt.dtype)
+            if SCALE_X:  # weight the smaller tile; B then goes straight from memory to the dot
+                xt = (xt.to(tl.float32) * w[None, :]).to(bs.dtype)
+            else:
+                bs = (bs.to(tl.float32) * w[:, None]).to(xt.dtype)
             acc += _mm(xt, bs, DOT_PREC)  # (P, N)
         state = tl.exp(cum_end) * state + acc
     tl.store(final_ptr + fin, state, mask=mpn)
@@ -389,12 +395,16 @@ def fused_state_passing(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum:
     # the launch has only batch * heads * tiles of them, each walking every chunk)
     bp = min(block(P), cfg.get("BLOCK_P", 16 if interpreting() else 32))
     bn = min(block(N), cfg.get("BLOCK_N", 256))
+    if "num_warps" not in TUNING.get("fused_state", {}) and not interpreting():
+        # sm_90 build of (32, 128) tiles: 255 registers and a stack with 4 warps, 199 and none
+        # with 8 (cuobjdump --dump-resource-usage)
+        cfg["num_warps"] = 8 if bp * bn >= 32 * 128 else 4
     grid = (triton.cdiv(P, bp) * triton.cdiv(N, bn), H, bsz)
     _fused_state_kernel[grid](
         x, B, dt, cum, init if init is not None else final, out, final,
         L, H, Q, nc, P, N, H // G,
         *x.stride(), *B.stride(), *out.stride(),
-        HAS_INIT=init is not None, DOT_PREC=dot_precision(x.dtype),
+        HAS_INIT=init is not None, DOT_PREC=dot_precision(x.dtype), SCALE_X=bn > bp,
         BLOCK_P=bp, BLOCK_N=bn, BLOCK_S=cfg["BLOCK"],
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
