@@ -109,16 +109,17 @@ def selective_scan_bwd3_kernel(
     HAS_BBIAS: tl.constexpr, HAS_CBIAS: tl.constexpr,
     ZOH: tl.constexpr, FAST: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr,
     BT: tl.constexpr, SUM_SCRATCH: tl.constexpr, ASM: tl.constexpr = False,
+    ASM4: tl.constexpr = False,
 ):
     """Grid (cdiv(dim, BD), batch). Arguments as ``selective_scan_bwd_kernel``'s, except:
     gc: float32 (2, batch, dim, d_state[, 2]), buffer 0 holding d(last_state) (or zeros) on entry;
     dA, dBf, dCf: zeroed by the caller (accumulated in place); scr (``SUM_SCRATCH``): float32,
-    (programs, CPLX·2, BN, BD, BT) per program, in grid order.
+    (programs, CPLX·2, BN, BD, BT) per program, in grid order. ``ASM4`` (with ``ASM``): the
+    scratch tiles by 16-byte stores, which needs each thread to hold runs of 4 consecutive steps
+    (the caller sets it only where the inputs' loads are provably 16-byte vectors of 16-bit
+    values, so that the tile's layout is 8 steps per thread).
     """
     CPLX: tl.constexpr = 2 if IS_COMPLEX else 1
-    # 16-byte stores of the scratch tiles need 4 consecutive steps per thread: 8 bf16/fp16 steps
-    # (one 16-byte load of the inputs) per thread when the chunk has at least 8
-    ASM4: tl.constexpr = ASM and BT >= 8 and u_ptr.dtype.element_ty.primitive_bitwidth == 16
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     offs_d = pid_d * BD + tl.arange(0, BD)

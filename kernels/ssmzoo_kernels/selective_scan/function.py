@@ -361,6 +361,18 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
     return g
 
 
+def _vec16(p: _Prepared, dout: Tensor, bt: int) -> bool:
+    """Whether the backward's (channels, time) loads are provably 16-byte vectors of 8 16-bit
+    values, so that its tiles hold 8 consecutive steps per thread: 16-bit inputs, chunks of at
+    least 8 steps, a length and every channel/batch stride that Triton specialises as divisible by
+    16 (else the time mask or the row starts break the vectors and the layout changes)."""
+    ts = [p.u, p.delta, dout] + ([p.z] if p.z is not None else [])
+    if bt < 8 or any(t.element_size() != 2 for t in ts):
+        return False
+    ints = [p.length] + [s for t in ts for s in (t.stride(0), t.stride(1))]
+    return all(i % 16 == 0 for i in ints) and all(t.data_ptr() % 16 == 0 for t in ts)
+
+
 def _launch_bwd3(p: _Prepared, dout: Tensor, dlast: Tensor | None, g: dict[str, Tensor],
                  ws: Tensor, ypre: Tensor | None, cfg: KernelConfig, bd: int, bt: int,
                  n_chunks: int) -> None:
@@ -399,6 +411,6 @@ def _launch_bwd3(p: _Prepared, dout: Tensor, dlast: Tensor | None, g: dict[str, 
         HAS_D=p.D is not None, HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None,
         SOFTPLUS=p.softplus, HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
         ZOH=p.zoh, FAST=_fast(), BD=bd, BN=bn, BT=bt, SUM_SCRATCH=scratch,
-        ASM=BWD3_ASM_STORES and _fast(),
+        ASM=BWD3_ASM_STORES and _fast(), ASM4=BWD3_ASM_STORES and _fast() and _vec16(p, dout, bt),
         num_warps=cfg.num_warps, **extra,
     )
