@@ -135,9 +135,15 @@ def run_check(log, quick=False):
                                                     bias=True)),
         ("r grouped fp16 bias b2 d64 L1000 n16", dict(b=2, d=64, L=1000, n=16, layout="grouped",
                                                      groups=8, dtype=f16, bias=True)),
+        # lengths divisible by 16: 16-byte vector loads, the v3 backward's 16-byte scratch stores
+        ("r variable bf16 b2 d64 L1024 n16", dict(b=2, d=64, L=1024, n=16, dtype=bf16, h0=True)),
+        ("c grouped bf16 bias zoh b2 d64 L1024 n16", dict(b=2, d=64, L=1024, n=16, cplx=True,
+                                                         layout="grouped", groups=4, dtype=bf16,
+                                                         bias=True, disc="zoh")),
     ]
-    if quick:  # one of each kind: 10 cases
-        cases = [c for i, c in enumerate(cases) if i in (0, 3, 5, 7, 8, 11, 12, 14, 16, 19)]
+    if quick:  # one of each kind: 12 cases
+        cases = [c for i, c in enumerate(cases)
+                 if i in (0, 3, 5, 7, 8, 11, 12, 14, 16, 19, 21, 22)]
     results, all_ok = {}, True
     for i, (name, spec) in enumerate(cases):
         ok, errs = check_case(name, inputs(**spec, seed=i), log)
