@@ -110,7 +110,7 @@ def check_case(name, kw, log):
     return ok, errs
 
 
-def run_check(log, quick=False):
+def run_check(log, quick=False, only=None):
     f32, bf16, f16 = torch.float32, torch.bfloat16, torch.float16
     cases = []
     for cplx in (False, True):
@@ -146,6 +146,8 @@ def run_check(log, quick=False):
                  if i in (0, 3, 5, 7, 8, 11, 12, 14, 16, 19, 21, 22)]
     results, all_ok = {}, True
     for i, (name, spec) in enumerate(cases):
+        if only and not any(name.startswith(o) for o in only):
+            continue
         ok, errs = check_case(name, inputs(**spec, seed=i), log)
         results[name] = errs
         all_ok &= ok
@@ -297,6 +299,9 @@ def _with_bwd(fn, variant, f):
 
 def _variant_name(variant):
     kernel, scratch, maxnreg, asm = variant
+    if isinstance(kernel, dict):  # by is_complex
+        return " / ".join(f"{'complex' if c else 'real'} {_variant_name((k, scratch, maxnreg, asm))}"
+                          for c, k in kernel.items())
     if kernel == "v2":
         return "v2"
     return (f"v3{' scratch-sums' if scratch else ''}{'' if asm else ' no-asm-stores'}"
@@ -414,7 +419,9 @@ def main(argv=None):
                     help="tune: sweep, then bench with the fastest shapes")
     ap.add_argument("--json", type=Path, help="write every number here")
     ap.add_argument("--no-reference", action="store_true", help="skip timing the reference")
-    ap.add_argument("--quick", action="store_true", help="check: 10 of the cases")
+    ap.add_argument("--quick", action="store_true", help="check: 12 of the cases")
+    ap.add_argument("--only", help="check: the cases whose names start with one of these "
+                    "comma-separated prefixes")
     ap.add_argument("--bwd", choices=["v2", "v3"], help="backward kernel (default: function.py's)")
     ap.add_argument("--bwd3-no-scratch", action="store_true",
                     help="v3: sum variable dB/dC over channels per state (default: once per chunk)")
@@ -447,7 +454,8 @@ def main(argv=None):
         print(s, flush=True)
 
     if args.what in ("check", "all"):
-        ok, report["check"] = run_check(log, quick=args.quick)
+        ok, report["check"] = run_check(log, quick=args.quick,
+                                        only=args.only.split(",") if args.only else None)
     if args.what in ("sweep", "tune", "all"):
         report["sweep"] = run_sweep(log)
     if args.what in ("bench", "tune", "all"):

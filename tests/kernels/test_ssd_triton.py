@@ -128,9 +128,11 @@ def test_backward_head_split(monkeypatch, target):
            dtype=torch.float32)
 
 
-# The kernel variants kept side by side (ssmzoo_kernels.ssd._common): each must give the
-# reference's outputs, final states and gradients, whatever the defaults are at the time.
+# The kernel variants kept side by side (ssmzoo_kernels.ssd._common), each over v2's settings
+# whatever the defaults are: each must give the reference's outputs, final states and gradients.
+V2 = dict(STATES="float32", FUSED_STATE=False, ORDER={"fwd": "v2", "bwd": "v2"})  # the base
 VARIANTS = {
+    "v2": {},
     "order-v1": dict(ORDER={"fwd": "v1", "bwd": "v1"}),
     "order-v2": dict(ORDER={"fwd": "v2", "bwd": "v2"}),
     "input-dtype-states": dict(STATES="input"),
@@ -143,7 +145,7 @@ VARIANTS = {
 def _use_variant(monkeypatch, variant):
     from ssmzoo_kernels.ssd import _common
 
-    for k, v in VARIANTS[variant].items():
+    for k, v in {**V2, **VARIANTS[variant]}.items():
         if k == "TUNING":
             for kernel, cfg in v.items():
                 monkeypatch.setitem(_common.TUNING, kernel, cfg)
@@ -186,6 +188,7 @@ def test_variant_states_match_the_v2_path(monkeypatch, variant, dtype):
     args = (a["x"], a["dt"], a["A"], a["B"], a["C"], 16, a["D"], None, a["dt_bias"],
             a["initial_states"], True, (0.0, math.inf))
     with torch.no_grad():
+        _use_variant(monkeypatch, "v2")
         _, _, _, _, st0, fin0 = _function.ssd_fwd(*args)
         _use_variant(monkeypatch, variant)
         _, _, _, _, st1, fin1 = _function.ssd_fwd(*args)

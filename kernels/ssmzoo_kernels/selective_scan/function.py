@@ -45,16 +45,20 @@ BWD_CONFIG = {False: KernelConfig(16, 32, 2), True: KernelConfig(32, 8, 1)}
 # the chunk's first step; an A/B switch of benchmarks/gpu_selective_scan.py sweep (KERNEL_NOTES.md)
 CARRY_AFTER_SCAN = True  # 1.214 vs 1.275 ms (real forward, 06:45 UTC)
 # backward kernel: "v2" (_bwd.py, per-state carries in (channels, d_state) register tiles) or "v3"
-# (_bwd3.py, per-state carries in memory; KERNEL_NOTES.md "v3"). v3 is not yet timed on a GPU:
-# benchmarks/gpu_selective_scan.py tune times both on the same inputs. SSMZOO_BWD_KERNEL overrides.
-BWD_KERNEL = os.environ.get("SSMZOO_BWD_KERNEL", "v2")
+# (_bwd3.py, per-state carries in memory; KERNEL_NOTES.md "v3"), by is_complex, or one name for
+# both. H100 2026-11-23 09:00 UTC (sweep, bf16 main case): real v3 9.43 ms vs v2 12.97; complex
+# v3 32.5 vs v2 28.0. SSMZOO_BWD_KERNEL overrides both.
+BWD_KERNEL: dict[bool, str] | str = (os.environ["SSMZOO_BWD_KERNEL"]
+                                     if "SSMZOO_BWD_KERNEL" in os.environ
+                                     else {False: "v3", True: "v2"})
 # v3 only: variable dB/dC summed over channels once per chunk through a per-program scratch
 # (True) or state by state with shuffles (False); and a register cap for ptxas (None: none)
 BWD3_SUM_SCRATCH = os.environ.get("SSMZOO_BWD3_SUM_SCRATCH", "1") == "1"
 BWD3_MAXNREG: int | None = None
 # v3 only: its per-state stores by inline assembly in the values' own layout (no conversion to the
-# store's coalesced layout first); the interpreter always takes tl.store
-BWD3_ASM_STORES = os.environ.get("SSMZOO_BWD3_ASM_STORES", "1") == "1"
+# store's coalesced layout first); the interpreter always takes tl.store. Off: Triton 3.6 (the
+# H100's) rejects the inline assembly at compile time (2026-11-23 09:00 UTC).
+BWD3_ASM_STORES = os.environ.get("SSMZOO_BWD3_ASM_STORES", "0") == "1"
 # the autograd forward also writes the chunk-start states (and the un-gated output) when a gradient
 # is needed, so that the backward skips its state-recomputing pass (when the forward's block_t is
 # the backward's); costs their memory between forward and backward (268 MB for (8, 2048, 4096, 16)
@@ -331,11 +335,12 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
     }
     dummy = p.u
     grid = (triton.cdiv(p.dim, bd), p.batch)
-    if BWD_KERNEL == "v3":
+    kernel = BWD_KERNEL[p.is_complex] if isinstance(BWD_KERNEL, dict) else BWD_KERNEL
+    if kernel == "v3":
         _launch_bwd3(p, dout, dlast, g, ws, ypre, cfg, bd, bt, n_chunks)
         return g
-    if BWD_KERNEL != "v2":
-        raise ValueError(f"BWD_KERNEL must be 'v2' or 'v3', not {BWD_KERNEL!r}")
+    if kernel != "v2":
+        raise ValueError(f"BWD_KERNEL must be 'v2' or 'v3', not {kernel!r}")
     selective_scan_bwd_kernel[grid](
         p.u, p.delta, p.A, p.B, p.C,
         p.D if p.D is not None else dummy, p.z if p.z is not None else dummy,

@@ -53,16 +53,16 @@ TARGET_PROGRAMS = 2048
 # STATES: dtype of the states entering each chunk, as the chunk scan and the backward read them:
 #   "float32" (v2), or "input": x's dtype (mamba_ssm does this; half the bytes at N 128). The
 #   recurrence itself and the final state stay float32 either way.
-STATES = "float32"
+STATES = "input"  # H100 2026-11-23 08:53 UTC (gpu_ssd.py ab): b4 L16384 N128 forward 1.59 -> 0.96 ms
 # FUSED_STATE: False (v2): a chunk-state launch writes every chunk's own state S_c (float32), the
 #   state passing reads them back; True: one launch, each program walks the chunks of one
 #   (batch, head, headdim block, d_state block), computes S_c on the tensor cores and carries H.
-FUSED_STATE = False
+FUSED_STATE = True  # with input-dtype states: forward+backward 0.53-0.93x mamba_ssm (ab, same run)
 # Launch order of the chunk-parallel kernels: "v1" (tiles on grid axis 0, chunks on 1, heads or
 # head groups on 2) or "v2" (a chunk's heads adjacent on axis 0, for L2 reuse of B/C);
 # "auto": v1 at d_state <= 64, v2 above (H100, 2026-11-23: v2 sped the N 128 forward up,
 # 1.44 -> 1.18 ms, and slowed the N 16 forward+backward, 2.25 -> 3.13 ms).
-ORDER = {"fwd": "v2", "bwd": "auto"}
+ORDER = {"fwd": "v2", "bwd": "v1"}  # ab 08:53 UTC: v1 backward order with the fused forward
 
 
 def order(kind: str, n: int) -> int:

@@ -393,7 +393,8 @@ def fused_state_passing(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum:
     cfg = config("fused_state", Q, N)
     # default tiles: the whole d_state (x read once), headdim in blocks of 32 (more programs:
     # the launch has only batch * heads * tiles of them, each walking every chunk)
-    bp = min(block(P), cfg.get("BLOCK_P", 16 if interpreting() else 32))
+    # headdim 16 at d_state > 64 (H100 ab, 08:53 UTC: b8 L4096 N128 forward 1.47 -> 0.96 ms)
+    bp = min(block(P), cfg.get("BLOCK_P", 16 if interpreting() or N > 64 else 32))
     bn = min(block(N), cfg.get("BLOCK_N", 256))
     if "num_warps" not in TUNING.get("fused_state", {}) and not interpreting():
         # sm_90 build of (32, 128) tiles: 255 registers and a stack with 4 warps, 199 and none
