@@ -64,7 +64,7 @@ def _split_exp(x):
     return s, p
 
 
-@overload(exp_, inline="always")
+@overload(exp_)
 def _exp_impl(x):
     if x == types.float32:
         def impl(x):
@@ -74,7 +74,7 @@ def _exp_impl(x):
     return lambda x: math.exp(x)
 
 
-@overload(expm1_, inline="always")
+@overload(expm1_)
 def _expm1_impl(x):
     if x == types.float32:
         def impl(x):
@@ -84,7 +84,7 @@ def _expm1_impl(x):
     return lambda x: math.expm1(x)
 
 
-@overload(sincos_, inline="always")
+@overload(sincos_)
 def _sincos_impl(x):
     if x == types.float32:
         def impl(x):
