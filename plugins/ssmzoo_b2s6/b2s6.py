@@ -140,19 +140,35 @@ class B2S6(SpectrumScaled, Saveable, nn.Module):
                          self._c(self.C_weight))                                   # (..., h, m)
         return dt, B, C
 
+    def _scan_selection(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x (b, l, d) -> Δ before bias (b, d, l) and B, C straight in the scan's layout:
+        (b, h, m, l), or (b, h, m, 2l) with real and imaginary parts interleaved along time.
+
+        The same products as :meth:`_selection`, as real einsums over the (..., 2) real storage
+        of the complex weights: no complex copy of x, and the einsum writes the interleaved
+        layout itself."""
+        xb = rearrange(x, "b l (h p) -> b l h p", h=self.h)
+        dt = torch.einsum("blhp,hp->bhl", xb, self.dt_weight)                     # (b, h, l)
+        dt = repeat(dt, "b h l -> b (h p) l", p=self.p)                            # (b, d, l)
+        if not self.is_complex:
+            B = torch.einsum("blhp,hmp->bhml", xb, self.B_weight)                  # (b, h, m, l)
+            C = torch.einsum("blhp,hpm->bhml", xb, self.C_weight)                  # (b, h, m, l)
+            return dt, B, C
+        # complex weights: products in the weights' precision (at least float32) whatever the
+        # autocast dtype, as the complex ones were
+        with torch.autocast(x.device.type, enabled=False):
+            dtype = torch.promote_types(self.B_weight.dtype, torch.float32)
+            xf = xb.to(dtype)
+            B = torch.einsum("blhp,hmpc->bhmlc", xf, self.B_weight.to(dtype))     # (b,h,m,l,2)
+            C = torch.einsum("blhp,hpmc->bhmlc", xf, self.C_weight.to(dtype))
+        return dt, B.flatten(3), C.flatten(3)                                      # (b,h,m,2l)
+
     # ---- sequence and step -----------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         """x: (batch, length, d_model) -> (batch, length, d_model)."""
         import ssmzoo
 
-        raw, B, C = self._selection(x)                           # (b, l, d), (b, l, h, m) x2
-        delta = rearrange(raw, "b l d -> b d l")
-        if self.is_complex:  # the scan's layout: real and imaginary interleaved along time
-            B = rearrange(torch.view_as_real(B), "b l h m two -> b h m (l two)")   # (b, h, m, 2l)
-            C = rearrange(torch.view_as_real(C), "b l h m two -> b h m (l two)")   # (b, h, m, 2l)
-        else:
-            B = rearrange(B, "b l h m -> b h m l")                                 # (b, h, m, l)
-            C = rearrange(C, "b l h m -> b h m l")                                 # (b, h, m, l)
+        delta, B, C = self._scan_selection(x)         # (b, d, l), (b, h, m, l or 2l) x2
         bias, softplus = self.dt_bias, True
         if self.delta_scale() is not None:  # MambaExtend: scale Δ after the softplus
             delta = self.scaled_delta(F.softplus(delta + bias[:, None]), channel_dim=1)
