@@ -1,11 +1,11 @@
 """CPU cost of B2S6 against S6 inside the Mamba block: forward + backward of a small LM.
 
     python benchmarks/cpu_b2s6_vs_s6.py [--batch 16] [--length 512] [--repeats 5] [--threads N]
-                                        [--device cpu|cuda]
+                                        [--device cpu|cuda] [--backend auto|reference|numba]
 
 Times ``lm(mixer=mamba(core=CORE), d_model=64, n_layers=2, vocab_size=256)`` for each core on the
-same token batch (float32, default scan backend) and prints the median time per step, the ratio
-to S6, and the device, versions, thread count, dtype and shape beside the figures. The B2S6 paper
+same token batch (float32, the scan backend `auto` picks unless --backend names one) and prints the median time per step, the ratio
+to S6, and the device, versions, thread count, dtype, backend and shape beside the figures. The B2S6 paper
 measured B2S6 2.7% slower than S6 on GPU (its own pure-PyTorch code); the target here is <= 1.5x.
 Timings on a shared machine are noisy: run with the machine otherwise idle to quote them.
 """
@@ -61,6 +61,18 @@ def time_steps(specs: list[str], ids: torch.Tensor, repeats: int) -> list[tuple[
             for t, m in zip(times, models)]
 
 
+def _only_backend(name: str) -> None:
+    """Make ``auto`` pick ``name`` for every selective scan (the others step out of auto)."""
+    from ssmzoo.registry import get_registry
+
+    backends = get_registry().backends
+    if name not in backends:
+        raise SystemExit(f"--backend {name!r}: not one of {sorted(backends)}")
+    for other, backend in backends.items():
+        if other != name:
+            backend.call_priority = lambda op, call: None  # type: ignore[method-assign]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=16)
@@ -71,7 +83,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--cores", nargs="*", default=list(CORES))
     ap.add_argument("--device", default="cpu", help="cpu (the measured case) or cuda")
+    ap.add_argument("--backend", default="auto",
+                    help="the scan backend every model uses (auto: what the library picks)")
     args = ap.parse_args()
+    if args.backend != "auto":
+        _only_backend(args.backend)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -81,7 +97,8 @@ def main() -> None:
     print(f"# ssmzoo {ssmzoo.__version__}, torch {torch.__version__}, python "
           f"{platform.python_version()}, {where}, "
           f"{torch.get_num_threads()} threads, float32, batch {args.batch}, length {args.length}, "
-          f"d_model {args.d_model}, n_layers {args.n_layers}, median of {args.repeats}")
+          f"d_model {args.d_model}, n_layers {args.n_layers}, scan backend {args.backend}, "
+          f"median of {args.repeats}")
     specs = [f"lm(mixer=mamba(core={core}), d_model={args.d_model}, n_layers={args.n_layers}, "
              "vocab_size=256)" for core in args.cores]
     results = time_steps(specs, ids, args.repeats)
