@@ -1,0 +1,88 @@
+"""Per-gradient error of each Triton SSD variant and of mamba_ssm's Triton SSD against float64.
+
+    python benchmarks/gpu_ssd_errors.py [--case 3]
+
+Runs one case of ``tests/kernels/test_ssd_triton.py``'s GPU grid (same inputs, same seed, same
+cotangents) through every variant of :mod:`ssmzoo_kernels.ssd` and through ``mamba_ssd`` when
+mamba_ssm is importable, and prints the relative RMS error of the output, the final state and
+every gradient against the float64 reference: the table that the grid's peer tolerance
+(2x mamba_ssm's own error) is checked against, variant by variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+import ssmzoo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's case helpers
+from tests.helpers import rel_rms
+from tests.kernels.test_ssd_triton import GPU_CASES, V2, VARIANTS, _inputs
+
+EXTRA = {"fused+input, B scaled": dict(FUSED_STATE=True, STATES="input", FUSED_SCALE="B")}
+
+
+def _set(settings: dict) -> None:
+    from ssmzoo_kernels.ssd import _common, _fwd
+
+    for k, v in settings.items():
+        setattr(_fwd if k == "FUSED_SCALE" else _common, k, v)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", type=int, default=3)
+    ap.add_argument("--length", type=int, help="override the case's length (a quick CPU try)")
+    args = ap.parse_args()
+    b, l, h, p, g, n, q, dtype, opts = GPU_CASES[args.case]
+    l = args.length or l
+    torch.manual_seed(args.case)
+    inputs = _inputs(b, l, h, p, g, n, dtype, **opts)
+    kw = dict(chunk_size=q, dt_softplus=True, dt_limit=(0.0, math.inf), return_final_states=True)
+    ref_in = {k: v.detach().double().requires_grad_() for k, v in inputs.items()}
+    ref_out, ref_fin = ssmzoo.ssd_scan(**ref_in, **kw, backend="reference")
+    gen = torch.Generator(device=ref_out.device).manual_seed(0)
+    go = torch.randn(ref_out.shape, generator=gen, device=ref_out.device, dtype=torch.float64)
+    gf = torch.randn(ref_fin.shape, generator=gen, device=ref_out.device, dtype=torch.float64)
+    names = list(inputs)
+    ref = dict(zip(names, torch.autograd.grad((ref_out * go).sum() + (ref_fin * gf).sum(),
+                                              [ref_in[k] for k in names])))
+    ref["out"], ref["final"] = ref_out, ref_fin
+    runs: dict[str, tuple[str, dict]] = {"mamba_ssd": ("mamba_ssd", {})}
+    runs.update({f"triton {v}": ("triton", {**V2, **s}) for v, s in VARIANTS.items()})
+    runs.update({f"triton {v}": ("triton", {**V2, **s}) for v, s in EXTRA.items()})
+    runs["triton defaults"] = ("triton", {})
+    from ssmzoo_kernels.ssd import _common, _fwd
+
+    saved = {k: getattr(_common, k) for k in V2} | {"FUSED_SCALE": _fwd.FUSED_SCALE,
+                                                      "TUNING": dict(_common.TUNING)}
+    cols = ["out", "final", *names]
+    print(f"case {args.case}: {GPU_CASES[args.case][:8]} | relative RMS error vs float64")
+    print(f"{'run':<34}" + "".join(f"{c:>10}" for c in cols))
+    for label, (backend, settings) in runs.items():
+        if backend == "mamba_ssd" and importlib.util.find_spec("mamba_ssm") is None:
+            continue
+        _set(saved)
+        _common.TUNING.clear()
+        _set({k: v for k, v in settings.items() if k != "TUNING"})
+        _common.TUNING.update(settings.get("TUNING", {}))
+        x = {k: v.detach().clone().requires_grad_() for k, v in inputs.items()}
+        out, fin = ssmzoo.ssd_scan(**x, **kw, backend=backend)
+        loss = (out.double() * go).sum() + (fin.double() * gf).sum()
+        got = dict(zip(names, torch.autograd.grad(loss, [x[k] for k in names])))
+        got["out"], got["final"] = out, fin
+        print(f"{label:<34}" + "".join(f"{rel_rms(ref[c], got[c]):>10.2e}" for c in cols),
+              flush=True)
+    _set(saved)
+    _common.TUNING.clear()
+    _common.TUNING.update(saved["TUNING"])
+
+
+if __name__ == "__main__":
+    main()
