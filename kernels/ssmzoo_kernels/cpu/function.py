@@ -18,8 +18,6 @@ from torch import Tensor
 
 from ssmzoo.scan.backend import SelectiveScanCall
 
-NONE = torch.zeros((1, 1, 1, 1))
-
 
 def _np(t: Tensor | None, dtype: torch.dtype, dims: int):
     """The array the loops read: contiguous, or a placeholder of ``dims`` ones when absent."""
@@ -28,7 +26,7 @@ def _np(t: Tensor | None, dtype: torch.dtype, dims: int):
     return t.detach().contiguous().numpy()
 
 
-def _blocks(dim: int, groups: tuple[int, ...]) -> int:
+def _blocks(groups: tuple[int, ...]) -> int:
     """Channel blocks of the backward: whole groups of every grouped operand in each block."""
     g = 0
     for k in groups:
@@ -98,7 +96,7 @@ class _Scan(torch.autograd.Function):
             dhLr = torch.zeros((b, d, n), dtype=dtype) if dhLr is None else dhLr
             dhLi = torch.zeros((b, d, n), dtype=dtype) if dhLi is None else dhLi
         dy = torch.zeros_like(u) if dy is None else dy.to(dtype)
-        blocks = _blocks(d, tuple(t.shape[1] for t in (Bvr, Cvr) if t is not None))
+        blocks = _blocks(tuple(t.shape[1] for t in (Bvr, Cvr) if t is not None))
         du, ddt = torch.empty_like(u), torch.empty_like(u)
         per_b = (b, d, n)
         z = lambda t: None if t is None else torch.zeros(t.shape, dtype=dtype)  # noqa: E731
