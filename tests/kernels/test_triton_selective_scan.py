@@ -244,3 +244,31 @@ def test_saved_states(case: ScanCase, kernel: str, monkeypatch, nan_poison) -> N
     monkeypatch.setattr(fn, "BWD_CONFIG", {False: fn.KernelConfig(2, 4), True: fn.KernelConfig(2, 4)})
     test_matches_reference(case, nan_poison)
     assert any(launches)
+
+
+@pytest.mark.parametrize(("case", "kernel", "recompute"), [
+    (replace(BASE, B_layout="grouped", C_layout="variable", initial_state=True, C_bias=True),
+     kernel, recompute) for kernel in ("v2", "v3") for recompute in (True, False)
+] + [
+    (replace(BASE, complex=True, discretization="zoh", B_layout="variable", C_layout="grouped",
+             C_bias=True), kernel, True) for kernel in ("v2", "v3")
+], ids=str)
+def test_bwd_ungated_output(case: ScanCase, kernel: str, recompute: bool, monkeypatch,
+                            nan_poison) -> None:
+    """dz from the un-gated output that the backward sums from its recomputed states
+    (BWD_RECOMPUTE_Y, no (batch, dim, length) copy written by the recomputing pass) or reads
+    from that copy: values and every gradient, both backward kernels."""
+    assert case.z
+    monkeypatch.setattr(fn, "BWD_KERNEL", kernel)
+    monkeypatch.setattr(fn, "BWD_RECOMPUTE_Y", {"v2": recompute, "v3": recompute})
+    copies = []
+    real_launch = fn._launch_fwd
+
+    def recording(p, out, last, ws, ypre, *args, **kwargs):
+        if ws is not None:  # the backward's state-recomputing pass
+            copies.append(ypre is not None)
+        return real_launch(p, out, last, ws, ypre, *args, **kwargs)
+
+    monkeypatch.setattr(fn, "_launch_fwd", recording)
+    test_matches_reference(case, nan_poison)
+    assert copies == [not recompute]

@@ -1,7 +1,8 @@
 """Backward selective-scan kernel: one program per (block of channels, batch element), time reversed.
 
 Before it runs, the forward kernel (``STORE_STATES``) has written the state at the start of every
-chunk (``ws``) and the un-gated output y + D·u (``ypre``). This kernel walks the chunks from last to
+chunk (``ws``) and, unless the backward recomputes it (``RECOMPUTE_Y``), the un-gated output
+y + D·u (``ypre``). This kernel walks the chunks from last to
 first, in the forward kernel's layout (one channel per thread, a chunk of time in the thread, the
 d_state loop unrolled). For every state n it recomputes a, x and h_t from the chunk's start state
 (a forward scan), and the adjoint g_t = dL/dh_t by a reverse scan of
@@ -74,13 +75,15 @@ def selective_scan_bwd_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_DBIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_BBIAS: tl.constexpr, HAS_CBIAS: tl.constexpr, HAS_DLAST: tl.constexpr,
     ZOH: tl.constexpr, FAST: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr,
-    BT: tl.constexpr,
+    BT: tl.constexpr, RECOMPUTE_Y: tl.constexpr = True,
 ):
     """Grid (cdiv(dim, BD), batch). Inputs as in the forward kernel; dout: (batch, dim, length)
     with strides s_gb, s_gd, shared by du, ddelta and dz (the caller allocates all four alike);
     ypre: contiguous (batch, dim, length); dlast, dh0, and the partial buffers dA, dBf, dCf:
     contiguous (batch, dim, d_state[, 2]); dD, ddbias: (batch, dim); dBv, dCv: float32 buffers
-    with B's and C's variable layout and strides.
+    with B's and C's variable layout and strides. ``RECOMPUTE_Y`` (with z): the un-gated output
+    that dz needs is summed from the recomputed states in the d_state loop (Σ_n Re(C_n h_n) + D·u,
+    in float32) instead of read from ``ypre``, which then is not allocated.
     """
     CPLX: tl.constexpr = 2 if IS_COMPLEX else 1
     pid_d = tl.program_id(0)
@@ -151,13 +154,17 @@ def selective_scan_bwd_kernel(
         dt1 = next_in_time(dt, tl.sum(nraw, axis=1))
         dout = tl.load(g_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
         dy = dout
+        sz = 0.0
+        zv = 0.0
         if HAS_Z:
             zv = tl.load(z_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
-            yp = tl.load(yp_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
             sz = sigmoid(zv)
-            dz = dout * yp * sz * (1.0 + zv * (1.0 - sz))
-            tl.store(dz_base + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=mask_dt)
+            if not RECOMPUTE_Y:
+                yp = tl.load(yp_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
+                dz = dout * yp * sz * (1.0 + zv * (1.0 - sz))
+                tl.store(dz_base + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=mask_dt)
             dy = dout * zv * sz
+        y = tl.zeros((BD, BT), tl.float32)  # Σ_n Re(C_n h_n) (RECOMPUTE_Y)
         du = tl.zeros((BD, BT), tl.float32)
         if HAS_D:
             dD_acc += tl.sum(dy * u, axis=1)
@@ -189,6 +196,11 @@ def selective_scan_bwd_kernel(
                                                    FAST)
             h_re, h_im = scan_n(a_re, a_im, x_re, x_im, column(H_re, offs_n, n), hin_im, first,
                                 IS_COMPLEX)
+            if HAS_Z and RECOMPUTE_Y:
+                if IS_COMPLEX:
+                    y += Cre * h_re - Cim * h_im
+                else:
+                    y += Cre * h_re
             an_re, an_im, _x1, _x2 = decay_input_n(dt1, u, Ar, Ai, 0.0, 0.0, IS_COMPLEX, False,
                                                    FAST)
             gin_re = column(Gc_re, offs_n, n)
@@ -278,6 +290,13 @@ def selective_scan_bwd_kernel(
                     dBf_im = _add_col(dBf_im, is_n, tl.sum(dBt_im, axis=1))
         Gc_re = Gn_re
         Gc_im = Gn_im
+        if HAS_Z and RECOMPUTE_Y:
+            if IS_COMPLEX:
+                y = 2.0 * y
+            if HAS_D:
+                y += Dv[:, None] * u
+            dz = dout * y * sz * (1.0 + zv * (1.0 - sz))
+            tl.store(dz_base + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=mask_dt)
         if SOFTPLUS:
             ddt = ddt * sigmoid(raw)
         ddt = tl.where(mask_dt, ddt, 0.0)

@@ -54,7 +54,8 @@ def _st(ptrs, val, mask, ASM: tl.constexpr):
     if ASM:
         tl.inline_asm_elementwise(
             "{ .reg .pred p; setp.ne.b32 p, $3, 0; @p st.global.b32 [$1], $2; mov.b32 $0, 0; }",
-            "=r,l,r,r", [ptrs, val, mask.to(tl.int32)], dtype=tl.int32, is_pure=False, pack=1)
+            "=r,l,r,r", [ptrs.to(tl.int64), val.to(tl.int32, bitcast=True), mask.to(tl.int32)],
+            dtype=tl.int32, is_pure=False, pack=1)
     else:
         tl.store(ptrs, val, mask=mask)
 
@@ -67,7 +68,8 @@ def _st4(ptrs, val, ASM: tl.constexpr):
         tl.inline_asm_elementwise(
             "{ st.global.v4.b32 [$4], {$8, $9, $10, $11}; mov.b32 $0, 0; mov.b32 $1, 0; "
             "mov.b32 $2, 0; mov.b32 $3, 0; }",
-            "=r,=r,=r,=r,l,l,l,l,r,r,r,r", [ptrs, val], dtype=tl.int32, is_pure=False, pack=4)
+            "=r,=r,=r,=r,l,l,l,l,r,r,r,r", [ptrs.to(tl.int64), val.to(tl.int32, bitcast=True)],
+            dtype=tl.int32, is_pure=False, pack=4)
     else:
         tl.store(ptrs, val)
 
@@ -109,7 +111,7 @@ def selective_scan_bwd3_kernel(
     HAS_BBIAS: tl.constexpr, HAS_CBIAS: tl.constexpr,
     ZOH: tl.constexpr, FAST: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr,
     BT: tl.constexpr, SUM_SCRATCH: tl.constexpr, ASM: tl.constexpr = False,
-    ASM4: tl.constexpr = False,
+    ASM4: tl.constexpr = False, RECOMPUTE_Y: tl.constexpr = True,
 ):
     """Grid (cdiv(dim, BD), batch). Arguments as ``selective_scan_bwd_kernel``'s, except:
     gc: float32 (2, batch, dim, d_state[, 2]), buffer 0 holding d(last_state) (or zeros) on entry;
@@ -117,7 +119,9 @@ def selective_scan_bwd3_kernel(
     (programs, CPLX·2, BN, BD, BT) per program, in grid order. ``ASM4`` (with ``ASM``): the
     scratch tiles by 16-byte stores, which needs each thread to hold runs of 4 consecutive steps
     (the caller sets it only where the inputs' loads are provably 16-byte vectors of 16-bit
-    values, so that the tile's layout is 8 steps per thread).
+    values, so that the tile's layout is 8 steps per thread). ``RECOMPUTE_Y`` (with z): the
+    un-gated output that dz needs is summed from the recomputed states in the d_state loop
+    (Σ_n Re(C_n h_n) + D·u, in float32) instead of read from ``ypre``, which then is not allocated.
     """
     CPLX: tl.constexpr = 2 if IS_COMPLEX else 1
     pid_d = tl.program_id(0)
@@ -176,13 +180,17 @@ def selective_scan_bwd3_kernel(
         dt1 = next_in_time(dt, tl.sum(nraw, axis=1))
         dout = tl.load(g_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
         dy = dout
+        sz = 0.0
+        zv = 0.0
         if HAS_Z:
             zv = tl.load(z_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
-            yp = tl.load(yp_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
             sz = sigmoid(zv)
-            dz = dout * yp * sz * (1.0 + zv * (1.0 - sz))
-            tl.store(dz_base + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=mask_dt)
+            if not RECOMPUTE_Y:
+                yp = tl.load(yp_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
+                dz = dout * yp * sz * (1.0 + zv * (1.0 - sz))
+                tl.store(dz_base + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=mask_dt)
             dy = dout * zv * sz
+        y = tl.zeros((BD, BT), tl.float32)  # Σ_n Re(C_n h_n) (RECOMPUTE_Y)
         du = tl.zeros((BD, BT), tl.float32)
         if HAS_D:
             dD_acc += tl.sum(dy * u, axis=1)
@@ -208,6 +216,11 @@ def selective_scan_bwd3_kernel(
             a_re, a_im, x_re, x_im = decay_input_n(dt, u, Ar, Ai, Bre, Bim, IS_COMPLEX, ZOH,
                                                    FAST)
             h_re, h_im = scan_n(a_re, a_im, x_re, x_im, hin_re, hin_im, first, IS_COMPLEX)
+            if HAS_Z and RECOMPUTE_Y:
+                if IS_COMPLEX:
+                    y += Cre * h_re - Cim * h_im
+                else:
+                    y += Cre * h_re
             an_re, an_im, _x1, _x2 = decay_input_n(dt1, u, Ar, Ai, 0.0, 0.0, IS_COMPLEX, False,
                                                    FAST)
             # adjoint: reverse scan of g_t = v_t + conj(a_{t+1}) g_{t+1}, carry folded in at the end
@@ -327,6 +340,13 @@ def selective_scan_bwd3_kernel(
                     _sum_channels(scr + (CPLX + 1) * BN * BD * BT, dCv_base, s_Cn, c, length,
                                   DSTATE, BN, BD, BT, CPLX, 1)
         tl.debug_barrier()  # the adjoint carry (and the scratch) are read by other threads next
+        if HAS_Z and RECOMPUTE_Y:
+            if IS_COMPLEX:
+                y = 2.0 * y
+            if HAS_D:
+                y += Dv[:, None] * u
+            dz = dout * y * sz * (1.0 + zv * (1.0 - sz))
+            tl.store(dz_base + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=mask_dt)
         if SOFTPLUS:
             ddt = ddt * sigmoid(raw)
         ddt = tl.where(mask_dt, ddt, 0.0)

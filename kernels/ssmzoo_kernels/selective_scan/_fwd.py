@@ -145,12 +145,14 @@ def selective_scan_fwd_kernel(
     WRITE_OUT: tl.constexpr, STORE_LAST: tl.constexpr, STORE_STATES: tl.constexpr,
     SEG_SUMS: tl.constexpr, ZOH: tl.constexpr, FAST: tl.constexpr, BD: tl.constexpr,
     BN: tl.constexpr, BT: tl.constexpr, CARRY_AFTER: tl.constexpr = False,
+    STORE_Y: tl.constexpr = False,
 ):
     """Grid (cdiv(dim, BD), batch). Tensors (time stride 1): u, delta, z, out: (batch, dim, length);
     A, fixed B/C, B_bias, C_bias: contiguous (dim, d_state[, 2]); variable B/C: (batch, groups,
     d_state, length·(2 if complex)); h0, last: contiguous (batch, dim, d_state[, 2]); ws: contiguous
     (batch, n_chunks, dim, d_state[, 2]), the state before each chunk; ypre: contiguous
-    (batch, dim, length), y + D·u before the gate (written with ``STORE_STATES`` when z is given).
+    (batch, dim, length), y + D·u before the gate (written with ``STORE_Y``, for a backward that
+    reads it instead of recomputing it).
 
     Time segments (grid axis 2, ``n_seg`` of ``seg_chunks`` chunks each) give the GPU more
     programs than channels: h0 and last are then (batch, n_seg, dim, d_state[, 2]), the state at
@@ -160,7 +162,7 @@ def selective_scan_fwd_kernel(
     the second pass is the ordinary kernel with those start states as h0.
     """
     CPLX: tl.constexpr = 2 if IS_COMPLEX else 1
-    NEED_Y: tl.constexpr = WRITE_OUT or (STORE_STATES and HAS_Z)
+    NEED_Y: tl.constexpr = WRITE_OUT or STORE_Y
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     pid_s = tl.program_id(2)
@@ -246,7 +248,7 @@ def selective_scan_fwd_kernel(
                 y = 2.0 * y
             if HAS_D:
                 y += Dv[:, None] * u
-            if STORE_STATES:
+            if STORE_Y:
                 tl.store(yp_base + t[None, :], y.to(ypre_ptr.dtype.element_ty), mask=mask_dt)
             if WRITE_OUT:
                 if HAS_Z:

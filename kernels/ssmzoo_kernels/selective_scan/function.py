@@ -59,11 +59,19 @@ BWD3_MAXNREG: int | None = None
 # store's coalesced layout first); the interpreter always takes tl.store. Off: Triton 3.6 (the
 # H100's) rejects the inline assembly at compile time (2026-11-23 09:00 UTC).
 BWD3_ASM_STORES = os.environ.get("SSMZOO_BWD3_ASM_STORES", "0") == "1"
-# the autograd forward also writes the chunk-start states (and the un-gated output) when a gradient
-# is needed, so that the backward skips its state-recomputing pass (when the forward's block_t is
+# the autograd forward also writes the chunk-start states (and, without BWD_RECOMPUTE_Y, the
+# un-gated output) when a gradient is needed, so that the backward skips its state-recomputing pass (when the forward's block_t is
 # the backward's); costs their memory between forward and backward (268 MB for (8, 2048, 4096, 16)
 # bf16 with z). Off until timed (KERNEL_NOTES.md "v3"). SSMZOO_SAVE_STATES=1 turns it on.
 SAVE_STATES = os.environ.get("SSMZOO_SAVE_STATES", "0") == "1"
+# with z, by backward kernel: the backward sums the un-gated output y + D·u (which dz needs) from
+# the states it recomputes anyway, one multiply-add per state update, instead of reading a
+# (batch, dim, length) copy that the state-recomputing pass wrote (134 MB for (8, 2048, 4096)
+# bf16; KERNEL_NOTES.md "v3.1"). Off for v2, whose complex build already spills and spills more
+# with the extra accumulator (offline sm_90 builds). SSMZOO_BWD_RECOMPUTE_Y=1/0 sets both.
+BWD_RECOMPUTE_Y: dict[str, bool] = (
+    dict.fromkeys(("v2", "v3"), os.environ["SSMZOO_BWD_RECOMPUTE_Y"] == "1")
+    if "SSMZOO_BWD_RECOMPUTE_Y" in os.environ else {"v2": False, "v3": True})
 TARGET_WARPS = 132 * 16  # the forward splits time until the grid has about this many warps
 MAX_D_STATE = 64  # the d_state loop is unrolled; states and gradient sums live in registers
 
@@ -213,7 +221,7 @@ def _launch_fwd(p: _Prepared, out: Tensor | None, last: Tensor | None, ws: Tenso
         HAS_H0=h0 is not None, WRITE_OUT=out is not None, STORE_LAST=last is not None,
         STORE_STATES=ws is not None, SEG_SUMS=dts is not None, ZOH=p.zoh, FAST=_fast(), BD=bd,
         BN=max(2, triton.next_power_of_2(p.dstate)), BT=block_t, CARRY_AFTER=CARRY_AFTER_SCAN,
-        num_warps=cfg.num_warps,
+        STORE_Y=ypre is not None, num_warps=cfg.num_warps,
     )
     return n_chunks
 
@@ -258,8 +266,24 @@ class SavedStates:
     the state before every chunk of ``block_t`` steps and, with z, the un-gated output."""
 
     ws: Tensor  # (batch, n_chunks, dim, d_state[, 2]) float32
-    ypre: Tensor | None  # (batch, dim, length) in u's dtype
+    ypre: Tensor | None  # (batch, dim, length) in u's dtype; None unless z and not BWD_RECOMPUTE_Y
     block_t: int
+
+
+def _bwd_kernel(p: _Prepared) -> str:
+    """The backward kernel this call runs: "v2" or "v3" (BWD_KERNEL)."""
+    kernel = BWD_KERNEL[p.is_complex] if isinstance(BWD_KERNEL, dict) else BWD_KERNEL
+    if kernel not in ("v2", "v3"):
+        raise ValueError(f"BWD_KERNEL must be 'v2' or 'v3', not {kernel!r}")
+    return kernel
+
+
+def _ypre_buffer(p: _Prepared) -> Tensor | None:
+    """The un-gated output's buffer for the backward, when it reads one (z, and its kernel does
+    not recompute it: BWD_RECOMPUTE_Y)."""
+    if p.z is None or BWD_RECOMPUTE_Y[_bwd_kernel(p)]:
+        return None
+    return torch.empty(p.u.shape, dtype=p.u.dtype, device=p.u.device)
 
 
 def _fwd(p: _Prepared, return_last_state: bool, cfg: KernelConfig | None = None,
@@ -282,8 +306,7 @@ def _fwd_saving(p: _Prepared, return_last_state: bool, cfg: KernelConfig | None 
         n_chunks = triton.cdiv(p.length, bt)
         saved = SavedStates(
             ws=torch.empty(_state_shape(p, p.batch, n_chunks), dtype=torch.float32, device=dev),
-            ypre=torch.empty(p.u.shape, dtype=p.u.dtype, device=dev) if p.z is not None else None,
-            block_t=bt)
+            ypre=_ypre_buffer(p), block_t=bt)
     ws = saved.ws if saved is not None else None
     ypre = saved.ypre if saved is not None else None
     n_seg = _segments(p, cfg, bt)
@@ -315,7 +338,7 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
         ws, ypre = saved.ws, saved.ypre
     else:
         ws = torch.empty(_state_shape(p, p.batch, n_chunks), dtype=torch.float32, device=dev)
-        ypre = torch.empty(p.u.shape, dtype=p.u.dtype, device=dev) if p.z is not None else None
+        ypre = _ypre_buffer(p)
         # the state-recomputing pass runs in the backward's own tile (same channels and chunk)
         _launch_fwd(p, None, None, ws, ypre, cfg, bt)
     dout = dout.contiguous()
@@ -335,12 +358,9 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
     }
     dummy = p.u
     grid = (triton.cdiv(p.dim, bd), p.batch)
-    kernel = BWD_KERNEL[p.is_complex] if isinstance(BWD_KERNEL, dict) else BWD_KERNEL
-    if kernel == "v3":
+    if _bwd_kernel(p) == "v3":
         _launch_bwd3(p, dout, dlast, g, ws, ypre, cfg, bd, bt, n_chunks)
         return g
-    if kernel != "v2":
-        raise ValueError(f"BWD_KERNEL must be 'v2' or 'v3', not {kernel!r}")
     selective_scan_bwd_kernel[grid](
         p.u, p.delta, p.A, p.B, p.C,
         p.D if p.D is not None else dummy, p.z if p.z is not None else dummy,
@@ -361,7 +381,8 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
         HAS_D=p.D is not None, HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None,
         SOFTPLUS=p.softplus, HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
         HAS_DLAST=dlast is not None, ZOH=p.zoh, FAST=_fast(), BD=bd,
-        BN=max(2, triton.next_power_of_2(p.dstate)), BT=bt, num_warps=cfg.num_warps,
+        BN=max(2, triton.next_power_of_2(p.dstate)), BT=bt, RECOMPUTE_Y=ypre is None,
+        num_warps=cfg.num_warps,
     )
     return g
 
@@ -417,5 +438,5 @@ def _launch_bwd3(p: _Prepared, dout: Tensor, dlast: Tensor | None, g: dict[str, 
         SOFTPLUS=p.softplus, HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
         ZOH=p.zoh, FAST=_fast(), BD=bd, BN=bn, BT=bt, SUM_SCRATCH=scratch,
         ASM=BWD3_ASM_STORES and _fast(), ASM4=BWD3_ASM_STORES and _fast() and _vec16(p, dout, bt),
-        num_warps=cfg.num_warps, **extra,
+        RECOMPUTE_Y=ypre is None, num_warps=cfg.num_warps, **extra,
     )
