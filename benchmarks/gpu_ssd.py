@@ -67,7 +67,7 @@ BWD_VARIANTS = {  # TUNING for the backward kernels
 
 # ssmzoo_kernels.ssd._common switches; every variant starts from v2's settings
 V2 = {"STATES": "float32", "FUSED_STATE": False, "ORDER": {"fwd": "v2", "bwd": "v2"},
-      "TUNING": {}}
+      "DCUM": "identity", "TUNING": {}}
 AB_FWD = {
     "v2 (float32 states, separate launches)": {},
     "input-dtype states": {"STATES": "input"},
@@ -90,6 +90,9 @@ AB_BWD = {
     "v1 backward order": {"ORDER": {"fwd": "v2", "bwd": "v1"}},
     "v1 backward order + fused + input-dtype states": {
         "ORDER": {"fwd": "v2", "bwd": "v1"}, "FUSED_STATE": True, "STATES": "input"},
+    "same + stable d(log-decay)": {
+        "ORDER": {"fwd": "v2", "bwd": "v1"}, "FUSED_STATE": True, "STATES": "input",
+        "DCUM": "stable"},
     "defaults of this checkout": None,
 }
 
@@ -132,7 +135,7 @@ def ab(out: Path, repeats: int = 20) -> dict:
     from ssmzoo.bench.runner import reference_rows
 
     _DEFAULTS.update(STATES=_common.STATES, FUSED_STATE=_common.FUSED_STATE,
-                     ORDER=dict(_common.ORDER), TUNING=dict(_common.TUNING))
+                     ORDER=dict(_common.ORDER), DCUM=_common.DCUM, TUNING=dict(_common.TUNING))
     peer = importlib.util.find_spec("mamba_ssm") is not None
     t0 = time.time()
     results: dict = {"defaults": _DEFAULTS.copy(), "fwd": {}, "fwdbwd": {}}
@@ -337,6 +340,7 @@ def _profile_case(case, repeats: int) -> dict[str, float]:
         "bwd state_passing": lambda: _bwd.state_passing_bwd(ds.clone(), st, fin, None, cum),
         "bwd dx_db": lambda: _bwd.dx_db(x, dy, B, C, dtp, cum, ds, D),
         "bwd dc": lambda: _bwd.dc(x, dy, B, C, dtp, cum, st),
+        "bwd log-decay grad (torch)": lambda: _bwd.log_decay_grad(cum, cum),
         "bwd dt (torch)": lambda: _bwd.dt_bwd(dtp, cum, dtp, dt, A, bias, True, lim),
     }
     return {k: bench.time_ms(f, "cuda", warmup=2, repeats=repeats).median_ms

@@ -25,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's
 from tests.helpers import rel_rms
 from tests.kernels.test_ssd_triton import GPU_CASES, V2, VARIANTS, _inputs
 
-EXTRA = {"fused+input, B scaled": dict(FUSED_STATE=True, STATES="input", FUSED_SCALE="B")}
+EXTRA = {"fused+input, B scaled": dict(FUSED_STATE=True, STATES="input", FUSED_SCALE="B"),
+         "fused+input+stable, B scaled": dict(FUSED_STATE=True, STATES="input", DCUM="stable",
+                                             FUSED_SCALE="B")}
 
 
 def _set(settings: dict) -> None:
@@ -39,6 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", type=int, default=3)
     ap.add_argument("--length", type=int, help="override the case's length (a quick CPU try)")
+    ap.add_argument("--only", help="comma-separated substrings: run only the rows they match")
     args = ap.parse_args()
     b, l, h, p, g, n, q, dtype, opts = GPU_CASES[args.case]
     l = args.length or l
@@ -65,6 +68,9 @@ def main() -> None:
     cols = ["out", "final", *names]
     print(f"case {args.case}: {GPU_CASES[args.case][:8]} | relative RMS error vs float64")
     print(f"{'run':<34}" + "".join(f"{c:>10}" for c in cols))
+    if args.only:
+        keys = [k.strip() for k in args.only.split(",")]
+        runs = {k: v for k, v in runs.items() if any(s in k for s in keys)}
     for label, (backend, settings) in runs.items():
         if backend == "mamba_ssd" and importlib.util.find_spec("mamba_ssm") is None:
             continue

@@ -27,6 +27,7 @@ from einops import rearrange
 from ssmzoo_kernels.ssd._common import (
     block,
     config,
+    dcum_stable,
     dot_precision,
     head_split,
     interpreting,
@@ -40,9 +41,12 @@ def _state_passing_bwd_kernel(
     dstates_ptr, states_ptr, final_ptr, dfinal_ptr, cum_ptr, dinit_ptr, dend_ptr,
     H, Q, nchunks, PN, n_blocks,
     s_s_b, s_s_c, s_s_h,
-    HAS_DFINAL: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_DFINAL: tl.constexpr, BLOCK: tl.constexpr, CARRIED: tl.constexpr = False,
 ):
-    """dstates: dH^out in, dS out (in place); dend[b, h, c, block]: partial sums of dS_c H_{c+1}."""
+    """dstates: dH^out in, dS out (in place); dend[b, h, c, block]: partial sums of dS_c H_{c+1}
+    (the gradient of chunk c's total log-decay through its state and the carried state), or with
+    ``CARRIED`` of dS_c exp(cum_end) H_c (through the carried state only; the chunk state's part is
+    then summed position by position by the caller)."""
     pid_e = tl.program_id(0)
     b = tl.program_id(1)
     h = tl.program_id(2)
@@ -61,9 +65,14 @@ def _state_passing_bwd_kernel(
         c = nchunks - 1 - i
         d_out = tl.load(dbase + c * s_s_c, mask=m, other=0.0)
         cur = tl.load(sbase + c * s_s_c, mask=m, other=0.0).to(tl.float32)
-        tl.store(dend_ptr + ((b * H + h) * nchunks + c) * n_blocks + pid_e, tl.sum(grad * nxt))
+        decay = tl.exp(tl.load(cum_row + c * Q + Q - 1))
+        if CARRIED:
+            part = decay * tl.sum(grad * cur)
+        else:
+            part = tl.sum(grad * nxt)
+        tl.store(dend_ptr + ((b * H + h) * nchunks + c) * n_blocks + pid_e, part)
         tl.store(dbase + c * s_s_c, grad, mask=m)
-        grad = d_out + tl.exp(tl.load(cum_row + c * Q + Q - 1)) * grad
+        grad = d_out + decay * grad
         nxt = cur
     tl.store(dinit_ptr + bh, grad, mask=m)
 
@@ -71,7 +80,7 @@ def _state_passing_bwd_kernel(
 @triton.jit
 def _bwd_dx_db_kernel(
     x_ptr, dy_ptr, b_ptr, c_ptr, dt_ptr, cum_ptr, dstates_ptr, D_ptr,
-    dx_ptr, db_ptr, ddt_ptr, ddab_ptr, dD_ptr,
+    dx_ptr, db_ptr, ddt_ptr, ddab_ptr, dD_ptr, tsb_ptr,
     L, H, Q, nchunks, P, N, heads_per_group, heads_per_prog, split, n_blocks_s,
     s_x_b, s_x_l, s_x_h, s_x_p,
     s_y_b, s_y_l, s_y_h, s_y_p,
@@ -83,9 +92,12 @@ def _bwd_dx_db_kernel(
     HAS_D: tl.constexpr, D_PER_CHANNEL: tl.constexpr, DOT_PREC: tl.constexpr,
     ORDER: tl.constexpr,
     BLOCK_S: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    STABLE: tl.constexpr = False,
 ):
     """One block of s positions of one chunk, for heads_per_prog heads of group g (program axis 2
-    is group * split + part); dB of those heads is summed into db[..., axis 2 index, :]."""
+    is group * split + part); dB of those heads is summed into db[..., axis 2 index, :].
+    ddab: B_s . dB_s per head; with ``STABLE`` only its within-chunk part, summed pair by pair in
+    float32, and the chunk-state part B_s . dB_s^state goes to tsb (same layout)."""
     if ORDER == 2:
         pid_s = tl.program_id(0) % n_blocks_s  # blocks of a chunk adjacent, then the head parts
         pid_gs = tl.program_id(0) // n_blocks_s
@@ -126,6 +138,10 @@ def _bwd_dx_db_kernel(
         # from the chunk's state
         dxdt = _mm(bs, tl.trans(ds), DOT_PREC) * w_end[:, None]  # (S, P)
         db_h = _mm(xdt, ds, DOT_PREC) * w_end[:, None]  # (S, N)
+        if STABLE:  # the chunk-state part on its own; the pairs (s, t) in float32 below
+            tl.store(tsb_ptr + row + offs_s, tl.sum(bs.to(tl.float32) * db_h, axis=1),
+                     mask=offs_s < Q)
+            dab = tl.zeros((BLOCK_S,), dtype=tl.float32)
         # from the outputs of the same chunk at t >= s
         y_base = dy_ptr + b * s_y_b + h * s_y_h
         for t0 in range(pid_s * BLOCK_S, Q, BLOCK_S):
@@ -142,7 +158,10 @@ def _bwd_dx_db_kernel(
             cb = _mm(bs, tl.trans(ct), DOT_PREC)  # (S, T)
             dxdt += _mm((cb * decay).to(dyt.dtype), dyt, DOT_PREC)
             dm = _mm(xdt, tl.trans(dyt), DOT_PREC)  # (S, T)
-            db_h += _mm((dm * decay).to(ct.dtype), ct, DOT_PREC)
+            dmd = dm * decay
+            db_h += _mm(dmd.to(ct.dtype), ct, DOT_PREC)
+            if STABLE:
+                dab += tl.sum(dmd * cb, axis=1)
         dys = tl.load(y_base + pos_s[:, None] * s_y_l + offs_p[None, :] * s_y_p,
                       mask=msp, other=0.0).to(tl.float32)
         xf = xs.to(tl.float32)
@@ -158,8 +177,9 @@ def _bwd_dx_db_kernel(
         tl.store(dx_ptr + b * s_dx_b + h * s_dx_h + pos_s[:, None] * s_dx_l
                  + offs_p[None, :] * s_dx_p, dx, mask=msp)
         tl.store(ddt_ptr + row + offs_s, tl.sum(dxdt * xf, axis=1), mask=offs_s < Q)
-        tl.store(ddab_ptr + row + offs_s, tl.sum(bs.to(tl.float32) * db_h, axis=1),
-                 mask=offs_s < Q)
+        if not STABLE:
+            dab = tl.sum(bs.to(tl.float32) * db_h, axis=1)
+        tl.store(ddab_ptr + row + offs_s, dab, mask=offs_s < Q)
         db_acc += db_h
     tl.store(db_ptr + b * s_db_b + pid_gs * s_db_g + pos_s[:, None] * s_db_l
              + offs_n[None, :] * s_db_n, db_acc, mask=ms[:, None] & mn[None, :])
@@ -177,6 +197,7 @@ def _bwd_dc_kernel(
     s_dc_b, s_dc_l, s_dc_g, s_dc_n,
     DOT_PREC: tl.constexpr, ORDER: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    STABLE: tl.constexpr = False,
 ):
     if ORDER == 2:
         pid_t = tl.program_id(0) % n_blocks_t
@@ -197,8 +218,9 @@ def _bwd_dc_kernel(
     mp = offs_p < P
     mn = offs_n < N
     b_base = b_ptr + b * s_b_b + g * s_b_g
-    ct = tl.load(c_ptr + b * s_c_b + g * s_c_g + pos_t[:, None] * s_c_l + offs_n[None, :] * s_c_n,
-                 mask=mt[:, None] & mn[None, :], other=0.0).to(tl.float32)  # (T, N)
+    c_in = tl.load(c_ptr + b * s_c_b + g * s_c_g + pos_t[:, None] * s_c_l
+                   + offs_n[None, :] * s_c_n, mask=mt[:, None] & mn[None, :], other=0.0)  # (T, N)
+    ct = c_in.to(tl.float32)
     dc_acc = tl.zeros((BLOCK_T, BLOCK_N), dtype=tl.float32)
     hi = tl.minimum((pid_t + 1) * BLOCK_T, Q)
     for hh in range(heads_per_prog):
@@ -211,6 +233,8 @@ def _bwd_dc_kernel(
                      + offs_n[None, :] * s_s_n, mask=mp[:, None] & mn[None, :], other=0.0)
         dc_h = _mm(dyt, hs.to(dyt.dtype), DOT_PREC)
         dc_h = dc_h * tl.where(mt, tl.exp(cum_t), 0.0)[:, None]  # (T, N)
+        if STABLE:  # C_t . dC_t: the chunk-state part here, the pairs (t, s) in float32 below
+            dac = tl.sum(ct * dc_h, axis=1)
         x_base = x_ptr + b * s_x_b + h * s_x_h
         for s0 in range(0, hi, BLOCK_T):
             offs_s = s0 + tl.arange(0, BLOCK_T)
@@ -226,18 +250,24 @@ def _bwd_dc_kernel(
             dm = _mm(dyt, tl.trans(xdt), DOT_PREC)  # (T, S)
             causal = (offs_t[:, None] >= offs_s[None, :]) & ms[None, :] & mt[:, None]
             decay = tl.exp(tl.where(causal, cum_t[:, None] - cum_s[None, :], float("-inf")))
-            dc_h += _mm((dm * decay).to(bs.dtype), bs, DOT_PREC)
-        tl.store(ddac_ptr + row + offs_t, tl.sum(ct * dc_h, axis=1), mask=offs_t < Q)
+            dmd = dm * decay
+            dc_h += _mm(dmd.to(bs.dtype), bs, DOT_PREC)
+            if STABLE:
+                dac += tl.sum(dmd * _mm(c_in, tl.trans(bs), DOT_PREC), axis=1)
+        if not STABLE:
+            dac = tl.sum(ct * dc_h, axis=1)
+        tl.store(ddac_ptr + row + offs_t, dac, mask=offs_t < Q)
         dc_acc += dc_h
     tl.store(dc_ptr + b * s_dc_b + pid_gs * s_dc_g + pos_t[:, None] * s_dc_l
              + offs_n[None, :] * s_dc_n, dc_acc, mask=mt[:, None] & mn[None, :])
 
 
 def state_passing_bwd(dstates: torch.Tensor, states: torch.Tensor, final: torch.Tensor,
-                      dfinal: torch.Tensor | None, cum: torch.Tensor
+                      dfinal: torch.Tensor | None, cum: torch.Tensor, carried: bool = False
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """In place: dstates (dH^out) becomes dS. Returns d initial state (batch, heads, headdim,
-    d_state) and the gradient of each chunk's total log-decay (batch, heads, nchunks)."""
+    d_state) and the gradient of each chunk's total log-decay (batch, heads, nchunks), through
+    the carried state only when ``carried`` (see the kernel)."""
     bsz, nc, H, P, N = dstates.shape
     Q = cum.shape[3]
     blk = 256 if interpreting() else 1024
@@ -248,16 +278,18 @@ def state_passing_bwd(dstates: torch.Tensor, states: torch.Tensor, final: torch.
     _state_passing_bwd_kernel[(nb, bsz, H)](
         dstates, states, final, df if df is not None else final, cum, dinit, dend,
         H, Q, nc, P * N, nb, states.stride(0), states.stride(1), states.stride(2),
-        HAS_DFINAL=df is not None, BLOCK=blk,
+        HAS_DFINAL=df is not None, BLOCK=blk, CARRIED=carried,
     )
     return dinit, dend.sum(-1)
 
 
 def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
           cum: torch.Tensor, dstates: torch.Tensor, D: torch.Tensor | None
-          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None,
+                     torch.Tensor | None]:
     """dx (x's dtype), dB (float32), d(dt) from dt x and B . dB per head (batch, heads, nchunks,
-    Q) float32, and dD (D's shape, float32) or None.
+    Q) float32, dD (D's shape, float32) or None, and with the stable log-decay gradient (DCUM)
+    the chunk-state part of B . dB on its own (same layout as B . dB, which then lacks it) or None.
 
     x, dy: (batch, length, heads, headdim); B, C: (batch, length, groups, d_state); dt, cum:
     (batch, heads, nchunks, Q); dstates: dS, (batch, nchunks, heads, headdim, d_state).
@@ -274,6 +306,7 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
     dB = torch.empty(bsz, L, G * split, N, device=x.device, dtype=torch.float32)
     ddt = torch.empty_like(cum)
     ddab = torch.empty_like(cum)
+    tsb = torch.empty_like(cum) if dcum_stable(x.dtype) else None
     dD_part = (torch.empty(bsz * nc, ns, H, bp, device=x.device, dtype=torch.float32)
                if D is not None else None)
     od = order("bwd", N)
@@ -281,12 +314,13 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
     _bwd_dx_db_kernel[grid](
         x, dy, B, C, dt, cum, dstates, D if D is not None else x,
         dx, dB, ddt, ddab, dD_part if dD_part is not None else ddt,
+        tsb if tsb is not None else ddab,
         L, H, Q, nc, P, N, hpg, hpg // split, split, ns,
         *x.stride(), *dy.stride(), *B.stride(), *C.stride(), *dstates.stride(),
         *dx.stride(), *dB.stride(),
         HAS_D=D is not None, D_PER_CHANNEL=D is not None and D.dim() == 2,
         DOT_PREC=dot_precision(x.dtype), ORDER=od, BLOCK_S=bs_, BLOCK_P=bp, BLOCK_N=bn,
-        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        STABLE=dcum_stable(x.dtype), num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
     if split > 1:
         dB = rearrange(dB, "b l (g s) n -> b l g s n", s=split).sum(3)  # (b, l, groups, n)
@@ -295,7 +329,7 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
         dD = dD_part.sum((0, 1))[:, :P]  # (heads, headdim)
         if D.dim() == 1:
             dD = dD.sum(-1)
-    return dx, dB, ddt, ddab, dD
+    return dx, dB, ddt, ddab, dD, tsb
 
 
 def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
@@ -320,21 +354,31 @@ def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: 
         L, H, Q, nc, P, N, hpg, hpg // split, split, nt,
         *x.stride(), *dy.stride(), *B.stride(), *C.stride(), *states.stride(), *dC.stride(),
         DOT_PREC=dot_precision(x.dtype), ORDER=od, BLOCK_T=bt, BLOCK_P=bp, BLOCK_N=bn,
-        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        STABLE=dcum_stable(x.dtype), num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
     if split > 1:
         dC = rearrange(dC, "b l (g s) n -> b l g s n", s=split).sum(3)  # (b, l, groups, n)
     return dC, ddac
 
 
-def dt_bwd(ddt: torch.Tensor, dcum: torch.Tensor, dt_proc: torch.Tensor, dt: torch.Tensor,
+def log_decay_grad(dcum: torch.Tensor, tsb: torch.Tensor | None) -> torch.Tensor:
+    """The gradient of each step's log-decay a_r (cum_t = sum_{r<=t} a_r) from that of the
+    cumulative ones, (batch, heads, nchunks, Q): their reverse cumsum; plus, with the stable form
+    (DCUM), the chunk-state terms' forward exclusive cumsum (a chunk-state term at s depends on
+    cum_end - cum_s, the a_r with r > s)."""
+    da = dcum.flip(-1).cumsum(-1).flip(-1)
+    if tsb is not None:
+        da += tsb.cumsum(-1) - tsb
+    return da
+
+
+def dt_bwd(ddt: torch.Tensor, da: torch.Tensor, dt_proc: torch.Tensor, dt: torch.Tensor,
            A: torch.Tensor, dt_bias: torch.Tensor | None, softplus: bool,
            limit: tuple[float, float]
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Gradients of dt (dt's dtype), A (float32) and dt_bias (float32) from the gradients of the
-    processed dt and of the cumulative log-decays, both (batch, heads, nchunks, Q)."""
+    processed dt and of each step's log-decay (``log_decay_grad``), (batch, heads, nchunks, Q)."""
     L = dt.shape[1]
-    da = dcum.flip(-1).cumsum(-1).flip(-1)  # cum_t = sum_{r<=t} a_r
     g = ddt + da * A.float()[None, :, None, None]
     dA = (da * dt_proc).sum((0, 2, 3))
     g = rearrange(g, "b h c q -> b (c q) h")[:, :L]  # (batch, length, heads)

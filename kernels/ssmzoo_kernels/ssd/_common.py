@@ -64,6 +64,26 @@ FUSED_STATE = True  # with input-dtype states: forward+backward 0.53-0.93x mamba
 # 1.44 -> 1.18 ms, and slowed the N 16 forward+backward, 2.25 -> 3.13 ms).
 ORDER = {"fwd": "v2", "bwd": "v1"}  # ab 08:53 UTC: v1 backward order with the fused forward
 
+# The gradient of the log-decays. Per head, d cum_t = C_t . dC_t - B_t . dB_t (plus, at a chunk's
+# end, the gradient through the state passed on), and the per-step gradient is its reverse cumsum.
+# "identity" computes exactly that from the finished dC/dB rows: the reverse cumsum then subtracts
+# nearly equal sums (every pair (t, s) of a chunk enters at t and leaves at s; every chunk state's
+# term enters at the chunk's end and leaves at its position), each rounded on its own path (the
+# decay-weighted tiles rounded to the input dtype for the tensor cores; the state passed on stored
+# in the input dtype), so in bf16 the error of dA and dt_bias was 4-5x mamba_ssm's (SSD_NOTES.md,
+# "dA and dt_bias in bf16"). "stable" never forms those differences: the pairs' terms are summed in
+# float32 from float32 products (one more (T, N) x (N, S) product in the dC kernel), the chunk
+# state's terms go through a forward exclusive cumsum of their own, and the chunk-end term is the
+# carried state's alone, which is how mamba_ssm's "stable" d(dA) kernels are organised.
+DCUM = "stable"
+
+
+def dcum_stable(x_dtype: torch.dtype) -> bool:
+    """Whether the backward forms the log-decays' gradient the stable way (see DCUM)."""
+    if DCUM not in ("stable", "identity"):
+        raise ValueError(f"DCUM = {DCUM!r}; expected 'stable' or 'identity'")
+    return DCUM == "stable"
+
 
 def order(kind: str, n: int) -> int:
     """1 or 2: the launch order of the forward ("fwd") or backward ("bwd") kernels at d_state n."""

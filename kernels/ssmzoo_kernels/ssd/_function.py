@@ -44,12 +44,14 @@ def ssd_bwd(dout: Tensor, dfinal: Tensor | None, x: Tensor, dt: Tensor, A: Tenso
     else:
         dy = dout.to(x.dtype)
     dstates = _fwd.chunk_state(dy, C, dt_proc, cum, mode=1)  # dH^out per chunk
-    dinit, dend = _bwd.state_passing_bwd(dstates, states, final, dfinal, cum)
-    dx, dB, ddt, ddab, dD = _bwd.dx_db(x, dy, B, C, dt_proc, cum, dstates, D)
+    dinit, dend = _bwd.state_passing_bwd(dstates, states, final, dfinal, cum,
+                                         carried=_common.dcum_stable(x.dtype))
+    dx, dB, ddt, ddab, dD, tsb = _bwd.dx_db(x, dy, B, C, dt_proc, cum, dstates, D)
     dC, ddac = _bwd.dc(x, dy, B, C, dt_proc, cum, states)
     dcum = ddac - ddab
     dcum[..., -1] += dend
-    ddt_in, dA, ddt_bias = _bwd.dt_bwd(ddt, dcum, dt_proc, dt, A, dt_bias, dt_softplus, dt_limit)
+    da = _bwd.log_decay_grad(dcum, tsb)
+    ddt_in, dA, ddt_bias = _bwd.dt_bwd(ddt, da, dt_proc, dt, A, dt_bias, dt_softplus, dt_limit)
     return (dx, ddt_in, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
             dD.to(D.dtype) if dD is not None else None, dz,
             ddt_bias.to(dt_bias.dtype) if ddt_bias is not None else None, dinit)
