@@ -7,6 +7,12 @@ cotangents) through every variant of :mod:`ssmzoo_kernels.ssd` and through ``mam
 mamba_ssm is importable, and prints the relative RMS error of the output, the final state and
 every gradient against the float64 reference: the table that the grid's peer tolerance
 (2x mamba_ssm's own error) is checked against, variant by variant.
+
+Without a GPU, ``--peer-source .gpu/mamba_src`` (the archive that ``shared/gpu/mamba_ssm.sh
+prepare`` unpacks) runs mamba_ssm's Triton SSD in Triton's interpreter beside ours: its package is
+entered without its CUDA extension, its autotuner takes the first config, CUDA device queries are
+answered for an H100, and the interpreter's bf16 dot (which multiplies the bit patterns) widens
+its operands to float32 first, which is exact. Slow: case 3 takes about 10 minutes a row.
 """
 
 from __future__ import annotations
@@ -37,12 +43,50 @@ def _set(settings: dict) -> None:
         setattr(_fwd if k == "FUSED_SCALE" else _common, k, v)
 
 
+def _interpreted_peer(src: Path) -> None:
+    """Make mamba_ssm's Triton SSD (source tree ``src``) runnable on CPU tensors, interpreted."""
+    import contextlib
+    import importlib.machinery
+    import types
+
+    import numpy as np
+    import triton.language as tl
+    import triton.runtime.autotuner as autotuner
+    from triton.runtime import interpreter
+
+    import ssmzoo_kernels.cuda as cuda_backends
+
+    pkg = types.ModuleType("mamba_ssm")  # its __init__ would import the CUDA extension
+    pkg.__path__ = [str(src / "mamba_ssm")]
+    pkg.__spec__ = importlib.machinery.ModuleSpec("mamba_ssm", None, is_package=True)
+    sys.modules["mamba_ssm"] = pkg
+    autotuner.Autotuner._bench = lambda self, *a, config=None, **k: [0.0, 0.0, 0.0]
+    torch.cuda.device = lambda index: contextlib.nullcontext()
+    torch.cuda.get_device_properties = lambda d: types.SimpleNamespace(multi_processor_count=132)
+    dot = interpreter.InterpreterBuilder.create_dot
+
+    def widened(h):
+        if h.dtype.scalar == tl.bfloat16:  # stored as uint16: the float32 with the same top bits
+            return interpreter.TensorHandle((h.data.astype(np.uint32) << 16).view(np.float32),
+                                            tl.float32)
+        return h
+
+    interpreter.InterpreterBuilder.create_dot = (
+        lambda self, a, b, d, *rest: dot(self, widened(a), widened(b), d, *rest))
+    cuda_backends._cuda_device = lambda: (True, "")
+    cuda_backends.MambaSSDBackend.supports_ssd_scan = lambda self, call: (True, "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", type=int, default=3)
     ap.add_argument("--length", type=int, help="override the case's length (a quick CPU try)")
     ap.add_argument("--only", help="comma-separated substrings: run only the rows they match")
+    ap.add_argument("--peer-source", type=Path,
+                    help="no GPU: mamba_ssm's source tree, to run its SSD interpreted")
     args = ap.parse_args()
+    if args.peer_source:
+        _interpreted_peer(args.peer_source)
     b, l, h, p, g, n, q, dtype, opts = GPU_CASES[args.case]
     l = args.length or l
     torch.manual_seed(args.case)
