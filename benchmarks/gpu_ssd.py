@@ -62,6 +62,10 @@ BWD_VARIANTS = {  # TUNING for the backward kernels
     "8 warps": {"bwd_dx": {"num_warps": 8}, "bwd_dc": {"num_warps": 8}},
     "64 rows, 8 warps": {"bwd_dx": {"BLOCK": 64, "num_warps": 8},
                          "bwd_dc": {"BLOCK": 64, "num_warps": 8}},
+    # N 128: the offline sm_90 builds (Triton 3.6) spill 632/792 bytes (dC/dx-dB) at the default
+    # 32 rows x 4 warps, 192/0 at 16 rows x 8 warps (SSD_NOTES.md, "dA and dt_bias in bf16")
+    "16 rows, 8 warps": {"bwd_dx": {"BLOCK": 16, "num_warps": 8},
+                         "bwd_dc": {"BLOCK": 16, "num_warps": 8}},
 }
 
 
