@@ -50,11 +50,10 @@ def _interpreted_peer(src: Path) -> None:
     import types
 
     import numpy as np
+    import ssmzoo_kernels.cuda as cuda_backends
     import triton.language as tl
     import triton.runtime.autotuner as autotuner
     from triton.runtime import interpreter
-
-    import ssmzoo_kernels.cuda as cuda_backends
 
     pkg = types.ModuleType("mamba_ssm")  # its __init__ would import the CUDA extension
     pkg.__path__ = [str(src / "mamba_ssm")]

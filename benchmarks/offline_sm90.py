@@ -33,9 +33,8 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("kernels", ".")]
 
 import triton  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-
 from ssmzoo_kernels.selective_scan import _bwd, _bwd3, _fwd  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
 
 HALF_PTRS = {"u_ptr", "delta_ptr", "B_ptr", "C_ptr", "z_ptr", "Bb_ptr", "Cb_ptr", "ypre_ptr",
              "dout_ptr", "du_ptr", "ddelta_ptr", "dz_ptr", "out_ptr"}
