@@ -15,6 +15,7 @@ and "how many barriers does the store layout cost" without a device; time is ano
 
 Builds: ``bwd3`` (the v3 backward, real), ``bwd3-asm`` (its inline-assembly stores),
 ``bwd3-complex``/``bwd3-complex-asm`` (v3 for complex A in v2's complex tiles),
+``bwd3-complex-32`` (v3 complex, asm stores, in the real tiles: chunks of 32 steps),
 ``bwd2``/``bwd2-complex`` (v2), ``fwd`` (the forward); a ``-ypre`` suffix on a backward reads the
 un-gated output instead of recomputing it (``RECOMPUTE_Y`` off).
 """
@@ -59,6 +60,7 @@ def _builds() -> dict[str, tuple]:
         "bwd3-complex": (k3, {**b3, **COMPLEX, "BD": 32, "BT": 8}, 1),
         "bwd3-complex-asm": (k3, {**b3, **COMPLEX, "BD": 32, "BT": 8, "ASM": True, "ASM4": True},
                              1),
+        "bwd3-complex-32": (k3, {**b3, **COMPLEX, "ASM": True, "ASM4": True}, 2),
         "bwd2": (k2, b2, 2),
         "bwd2-ypre": (k2, {**b2, "RECOMPUTE_Y": False}, 2),
         "bwd2-complex": (k2, b2c, 1),
