@@ -37,6 +37,8 @@ from ssmzoo_kernels.selective_scan._common import (
     phi1_real,
     sigmoid,
     softplus,
+    store_dz,
+    ungated_output,
 )
 from ssmzoo_kernels.selective_scan._fwd import column, decay_input_n, load_state_n, scan_n
 
@@ -161,8 +163,7 @@ def selective_scan_bwd_kernel(
             sz = sigmoid(zv)
             if not RECOMPUTE_Y:
                 yp = tl.load(yp_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
-                dz = dout * yp * sz * (1.0 + zv * (1.0 - sz))
-                tl.store(dz_base + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=mask_dt)
+                store_dz(dz_base + t[None, :], mask_dt, dout, yp, zv, sz)
             dy = dout * zv * sz
         y = tl.zeros((BD, BT), tl.float32)  # Σ_n Re(C_n h_n) (RECOMPUTE_Y)
         du = tl.zeros((BD, BT), tl.float32)
@@ -291,12 +292,8 @@ def selective_scan_bwd_kernel(
         Gc_re = Gn_re
         Gc_im = Gn_im
         if HAS_Z and RECOMPUTE_Y:
-            if IS_COMPLEX:
-                y = 2.0 * y
-            if HAS_D:
-                y += Dv[:, None] * u
-            dz = dout * y * sz * (1.0 + zv * (1.0 - sz))
-            tl.store(dz_base + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=mask_dt)
+            store_dz(dz_base + t[None, :], mask_dt, dout, ungated_output(y, u, Dv, IS_COMPLEX, HAS_D),
+                     zv, sz)
         if SOFTPLUS:
             ddt = ddt * sigmoid(raw)
         ddt = tl.where(mask_dt, ddt, 0.0)

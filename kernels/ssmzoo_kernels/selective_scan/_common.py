@@ -68,6 +68,23 @@ def sigmoid(x):
 
 
 @triton.jit
+def store_dz(ptrs, mask, dout, y, zv, sz):
+    """dz = dout · y · silu'(z) for out = y · silu(z), stored in dz's dtype; sz = sigmoid(z)."""
+    dz = dout * y * sz * (1.0 + zv * (1.0 - sz))
+    tl.store(ptrs, dz.to(ptrs.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def ungated_output(y, u, Dv, IS_COMPLEX: tl.constexpr, HAS_D: tl.constexpr):
+    """y + D·u before the gate from y = Σ_n Re(C_n h_n) (doubled for complex A: conjugate pairs)."""
+    if IS_COMPLEX:
+        y = 2.0 * y
+    if HAS_D:
+        y += Dv[:, None] * u
+    return y
+
+
+@triton.jit
 def cmul(ar, ai, br, bi):
     """(ar + i ai)(br + i bi)."""
     return ar * br - ai * bi, ar * bi + ai * br

@@ -31,6 +31,7 @@ from ssmzoo_kernels.selective_scan._common import (
     load_dt,
     phi1_complex,
     phi1_real,
+    ungated_output,
 )
 
 
@@ -244,10 +245,7 @@ def selective_scan_fwd_kernel(
         H_re = Hn_re
         H_im = Hn_im
         if NEED_Y:
-            if IS_COMPLEX:
-                y = 2.0 * y
-            if HAS_D:
-                y += Dv[:, None] * u
+            y = ungated_output(y, u, Dv, IS_COMPLEX, HAS_D)
             if STORE_Y:
                 tl.store(yp_base + t[None, :], y.to(ypre_ptr.dtype.element_ty), mask=mask_dt)
             if WRITE_OUT:
