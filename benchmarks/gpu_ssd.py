@@ -317,10 +317,11 @@ def profile(repeats: int = 20) -> None:
 
 def _profile_case(case, repeats: int) -> dict[str, float]:
     import torch
-    from ssmzoo_kernels.ssd import _bwd, _fwd
+    from ssmzoo_kernels.ssd import _bwd, _common, _fwd
 
     from ssmzoo import bench
 
+    stable = _common.dcum_stable()  # the checkout's log-decay gradient, as the backward runs it
     kw = case.inputs("cuda")
     x, dt, A, B, C, D = (kw[k] for k in ("x", "dt", "A", "B", "C", "D"))
     bias, Q = kw["dt_bias"], kw["chunk_size"]
@@ -341,9 +342,10 @@ def _profile_case(case, repeats: int) -> dict[str, float]:
         "chunk_scan": lambda: _fwd.chunk_scan(x, B, C, dtp, cum, st, D, None),
         "(clone of states)": lambda: st.clone(),
         "bwd dH_out": lambda: _fwd.chunk_state(dy, C, dtp, cum, 1),
-        "bwd state_passing": lambda: _bwd.state_passing_bwd(ds.clone(), st, fin, None, cum),
-        "bwd dx_db": lambda: _bwd.dx_db(x, dy, B, C, dtp, cum, ds, D),
-        "bwd dc": lambda: _bwd.dc(x, dy, B, C, dtp, cum, st),
+        "bwd state_passing": lambda: _bwd.state_passing_bwd(ds.clone(), st, fin, None, cum,
+                                                            stable),
+        "bwd dx_db": lambda: _bwd.dx_db(x, dy, B, C, dtp, cum, ds, D, stable),
+        "bwd dc": lambda: _bwd.dc(x, dy, B, C, dtp, cum, st, stable),
         "bwd log-decay grad (torch)": lambda: _bwd.log_decay_grad(cum, cum),
         "bwd dt (torch)": lambda: _bwd.dt_bwd(dtp, cum, dtp, dt, A, bias, True, lim),
     }

@@ -156,8 +156,6 @@ def selective_scan_bwd_kernel(
         dt1 = next_in_time(dt, tl.sum(nraw, axis=1))
         dout = tl.load(g_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
         dy = dout
-        sz = 0.0
-        zv = 0.0
         if HAS_Z:
             zv = tl.load(z_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
             sz = sigmoid(zv)

@@ -27,7 +27,6 @@ from einops import rearrange
 from ssmzoo_kernels.ssd._common import (
     block,
     config,
-    dcum_stable,
     dot_precision,
     head_split,
     interpreting,
@@ -284,12 +283,13 @@ def state_passing_bwd(dstates: torch.Tensor, states: torch.Tensor, final: torch.
 
 
 def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
-          cum: torch.Tensor, dstates: torch.Tensor, D: torch.Tensor | None
+          cum: torch.Tensor, dstates: torch.Tensor, D: torch.Tensor | None, stable: bool = False
           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None,
                      torch.Tensor | None]:
     """dx (x's dtype), dB (float32), d(dt) from dt x and B . dB per head (batch, heads, nchunks,
-    Q) float32, dD (D's shape, float32) or None, and with the stable log-decay gradient (DCUM)
-    the chunk-state part of B . dB on its own (same layout as B . dB, which then lacks it) or None.
+    Q) float32, dD (D's shape, float32) or None, and with ``stable`` (the stable log-decay gradient,
+    _common.DCUM) the chunk-state part of B . dB on its own (same layout as B . dB, which then
+    lacks it and holds the within-chunk pairs summed in float32) or None.
 
     x, dy: (batch, length, heads, headdim); B, C: (batch, length, groups, d_state); dt, cum:
     (batch, heads, nchunks, Q); dstates: dS, (batch, nchunks, heads, headdim, d_state).
@@ -306,7 +306,7 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
     dB = torch.empty(bsz, L, G * split, N, device=x.device, dtype=torch.float32)
     ddt = torch.empty_like(cum)
     ddab = torch.empty_like(cum)
-    tsb = torch.empty_like(cum) if dcum_stable(x.dtype) else None
+    tsb = torch.empty_like(cum) if stable else None
     dD_part = (torch.empty(bsz * nc, ns, H, bp, device=x.device, dtype=torch.float32)
                if D is not None else None)
     od = order("bwd", N)
@@ -320,7 +320,7 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
         *dx.stride(), *dB.stride(),
         HAS_D=D is not None, D_PER_CHANNEL=D is not None and D.dim() == 2,
         DOT_PREC=dot_precision(x.dtype), ORDER=od, BLOCK_S=bs_, BLOCK_P=bp, BLOCK_N=bn,
-        STABLE=dcum_stable(x.dtype), num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        STABLE=stable, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
     if split > 1:
         dB = rearrange(dB, "b l (g s) n -> b l g s n", s=split).sum(3)  # (b, l, groups, n)
@@ -333,10 +333,11 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
 
 
 def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
-       cum: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+       cum: torch.Tensor, states: torch.Tensor, stable: bool = False
+       ) -> tuple[torch.Tensor, torch.Tensor]:
     """dC (batch, length, groups, d_state) float32, and C . dC per head (batch, heads, nchunks,
-    Q) float32. states: the state entering each chunk, (batch, nchunks, heads, headdim, d_state),
-    float32 or x's dtype."""
+    Q) float32 (its within-chunk pairs summed in float32 with ``stable``). states: the state
+    entering each chunk, (batch, nchunks, heads, headdim, d_state), float32 or x's dtype."""
     bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     nc, Q = cum.shape[2], cum.shape[3]
@@ -354,7 +355,7 @@ def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: 
         L, H, Q, nc, P, N, hpg, hpg // split, split, nt,
         *x.stride(), *dy.stride(), *B.stride(), *C.stride(), *states.stride(), *dC.stride(),
         DOT_PREC=dot_precision(x.dtype), ORDER=od, BLOCK_T=bt, BLOCK_P=bp, BLOCK_N=bn,
-        STABLE=dcum_stable(x.dtype), num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        STABLE=stable, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
     if split > 1:
         dC = rearrange(dC, "b l (g s) n -> b l g s n", s=split).sum(3)  # (b, l, groups, n)

@@ -78,7 +78,7 @@ ORDER = {"fwd": "v2", "bwd": "v1"}  # ab 08:53 UTC: v1 backward order with the f
 DCUM = "stable"
 
 
-def dcum_stable(x_dtype: torch.dtype) -> bool:
+def dcum_stable() -> bool:
     """Whether the backward forms the log-decays' gradient the stable way (see DCUM)."""
     if DCUM not in ("stable", "identity"):
         raise ValueError(f"DCUM = {DCUM!r}; expected 'stable' or 'identity'")

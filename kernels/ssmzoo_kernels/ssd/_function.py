@@ -44,10 +44,10 @@ def ssd_bwd(dout: Tensor, dfinal: Tensor | None, x: Tensor, dt: Tensor, A: Tenso
     else:
         dy = dout.to(x.dtype)
     dstates = _fwd.chunk_state(dy, C, dt_proc, cum, mode=1)  # dH^out per chunk
-    dinit, dend = _bwd.state_passing_bwd(dstates, states, final, dfinal, cum,
-                                         carried=_common.dcum_stable(x.dtype))
-    dx, dB, ddt, ddab, dD, tsb = _bwd.dx_db(x, dy, B, C, dt_proc, cum, dstates, D)
-    dC, ddac = _bwd.dc(x, dy, B, C, dt_proc, cum, states)
+    stable = _common.dcum_stable()  # one choice for the three kernels that share it
+    dinit, dend = _bwd.state_passing_bwd(dstates, states, final, dfinal, cum, carried=stable)
+    dx, dB, ddt, ddab, dD, tsb = _bwd.dx_db(x, dy, B, C, dt_proc, cum, dstates, D, stable)
+    dC, ddac = _bwd.dc(x, dy, B, C, dt_proc, cum, states, stable)
     dcum = ddac - ddab
     dcum[..., -1] += dend
     da = _bwd.log_decay_grad(dcum, tsb)
