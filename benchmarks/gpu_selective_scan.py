@@ -1,8 +1,10 @@
 """GPU check and timing of the Triton selective scan, side by side with mamba_ssm's CUDA kernel.
 
     python benchmarks/gpu_selective_scan.py check            # full grid vs the float64 reference
-    python benchmarks/gpu_selective_scan.py check --bwd v3   # ... with the v3 backward kernel
+    python benchmarks/gpu_selective_scan.py check --bwd v2   # ... with the v2 backward kernel
+    python benchmarks/gpu_selective_scan.py check --shard 3/8  # one of 8 processes side by side
     python benchmarks/gpu_selective_scan.py sweep            # backward v2 vs v3 (+ shapes), main cases
+    python benchmarks/gpu_selective_scan.py segments         # forward shapes x time segments
     python benchmarks/gpu_selective_scan.py bench            # the timing table of KERNEL_NOTES.md
     python benchmarks/gpu_selective_scan.py tune             # sweep, then bench with the best
     python benchmarks/gpu_selective_scan.py all --json out.json
@@ -110,7 +112,7 @@ def check_case(name, kw, log):
     return ok, errs
 
 
-def run_check(log, quick=False, only=None):
+def run_check(log, quick=False, only=None, shard=None):
     f32, bf16, f16 = torch.float32, torch.bfloat16, torch.float16
     cases = []
     for cplx in (False, True):
@@ -147,6 +149,8 @@ def run_check(log, quick=False, only=None):
     results, all_ok = {}, True
     for i, (name, spec) in enumerate(cases):
         if only and not any(name.startswith(o) for o in only):
+            continue
+        if shard and i % shard[1] != shard[0]:
             continue
         ok, errs = check_case(name, inputs(**spec, seed=i), log)
         results[name] = errs
@@ -313,25 +317,23 @@ SWEEP_CASE = (8, 2048, 4096, 16)  # (batch, dim, length, d_state) of the sweep
 # so only its default is timed (the reference point of the run).
 FWD_SHAPES = ((32, 32, 4, 0, True),)
 # (block_d, block_t, warps, (kernel, sum_scratch, maxnreg, asm_stores)): the backward kernels v2
-# and v3 side by side (KERNEL_NOTES.md "v3"); v2's default first (every row is checked against it)
-# and again last (clock drift check).
+# and v3 side by side (KERNEL_NOTES.md "v3", "v3.1"); the default first (every row is checked
+# against it) and again last (clock drift check).
 V2 = ("v2", False, None, True)
+V3 = ("v3", True, None, False)  # the default: scratch sums, stores by tl.store
+V3_ASM = ("v3", True, None, True)  # the inline-asm stores (they compile on Triton 3.6 since v3.1)
 BWD_SHAPES = {
-    False: ((16, 32, 2, V2), (16, 32, 2, ("v3", True, None, True)),
-            (16, 32, 2, ("v3", False, None, True)), (16, 32, 2, ("v3", True, None, False)),
-            (32, 32, 4, ("v3", True, None, True)), (16, 32, 2, ("v3", True, 128, True)),
-            (32, 32, 4, ("v3", True, 128, True)), (16, 32, 2, ("v3", True, 168, True)),
-            (16, 32, 2, V2)),
-    True: ((32, 8, 1, V2), (32, 8, 1, ("v3", True, None, True)),
-           (32, 8, 1, ("v3", True, None, False)), (16, 32, 2, ("v3", True, None, True)),
-           (16, 32, 2, ("v3", True, 168, True))),
+    False: ((16, 32, 2, V3), (16, 32, 2, V3_ASM), (16, 32, 2, ("v3", True, 168, True)),
+            (32, 32, 4, V3_ASM), (16, 32, 2, V2), (16, 32, 2, V3)),
+    True: ((32, 8, 1, V2), (32, 8, 1, V3_ASM), (32, 8, 1, V3), (16, 32, 2, V3_ASM),
+           (32, 8, 1, V2)),
 }
 
 
-def run_sweep(log):
+def run_sweep(log, saved_states=False):
     """Launch shapes and kernel switches on the main real and complex cases (bf16): the forward's
     default, and the backward kernels v2 and v3 (with their switches) side by side on the same
-    inputs. Every backward row is checked against the first (v2's default: rel. difference of
+    inputs. Every backward row is checked against the first (the default: rel. difference of
     du, ddelta, dz, dB, dC, dA). Installs the fastest backward (kernel, switches, shape) as the
     default for the rest of the run (the kernel switch is global: the real case's choice; the shape
     per real/complex) and returns every timing."""
@@ -376,7 +378,7 @@ def run_sweep(log):
             key = ("bwd", cplx)
             if err < 1e-2 and ms < best.get(key, (1e9, None))[0]:
                 best[key] = (ms, (cfg, variant))
-        if (("bwd", cplx)) in best:  # the best backward again, from states the forward saved
+        if saved_states and ("bwd", cplx) in best:  # the best again, from saved states
             _ms, (cfg, variant) = best[("bwd", cplx)]
             fcfg = fn.FWD_CONFIG[cplx]
             ms_f = bench_ms(lambda c=fcfg, q=p: fn._fwd_saving(q, False, c), rep=100)
@@ -405,19 +407,63 @@ def run_sweep(log):
         log(f"using {which} {'complex' if cplx else 'real'}: {cfg} {_variant_name(variant)}"
             f" ({ms:.3f} ms)")
     fn.CARRY_AFTER_SCAN = True
-    if ("bwd", False) in best:  # the kernel switches are global: take the real case's
+    if ("bwd", False) in best:  # the switches are global (the real case's); the kernel per kind
+        before = fn.BWD_KERNEL
+        kernel = {c: best[("bwd", c)][1][1][0] if ("bwd", c) in best
+                  else (before[c] if isinstance(before, dict) else before) for c in (False, True)}
         for k, v in zip(BWD_SWITCHES, best[("bwd", False)][1][1]):
             setattr(fn, k, v)
+        fn.BWD_KERNEL = kernel
     log(f"using backward {_variant_name(_bwd_variant(fn))}"
         f" (sweep took {time.perf_counter() - t_start:.0f} s)")
     return out
 
 
+SEGMENT_CASES = ((4, 1024, 16384, 16), (8, 2048, 4096, 16))
+SEGMENT_SHAPES = ((32, 32, 4), (16, 32, 2), (16, 32, 4), (64, 32, 4))
+
+
+def run_segments(log):
+    """The forward's time segments (two passes) against its launch shape on the long-sequence case
+    (few channels: 512 warps without segments) and the main case: ms of the forward alone (bf16,
+    no gradient) for each (block_d, block_t, warps) and segment count; 0 is the automatic
+    choice (TARGET_WARPS)."""
+    from ssmzoo_kernels.selective_scan import function as fn
+
+    out = []
+    for shape in SEGMENT_CASES:
+        kw = inputs(*shape, dtype=torch.bfloat16)
+        p = fn._prepare(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"], kw["z"],
+                        kw["delta_bias"], None, None, None, True, "euler")
+        want = None
+        for bd, bt, w in SEGMENT_SHAPES:
+            for seg in (0, 1, 2, 4, 8, 16):
+                cfg = fn.KernelConfig(bd, bt, w, seg)
+                try:
+                    got = fn._fwd(p, False, cfg)[0].float()
+                    want = got if want is None else want
+                    err = rel(want, got)
+                    ms = bench_ms(lambda c=cfg, q=p: fn._fwd(q, False, c), rep=100)
+                except Exception as e:  # a shape that does not compile
+                    log(f"segments {shape} {cfg}: {type(e).__name__} {str(e)[:120]}")
+                    continue
+                auto = fn._segments(p, cfg, fn._block_t(cfg, p.u.dtype)) if seg == 0 else seg
+                out.append(dict(case=shape, block_d=bd, block_t=bt, warps=w, segments=seg,
+                                auto=auto, ms=ms, rel_diff=err))
+                log(f"segments {'x'.join(map(str, shape))} BD={bd:3d} BT={bt} warps={w}"
+                    f" segments={seg if seg else f'auto({auto})':8}: {ms:.3f} ms (rel. diff {err:.1e})")
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["check", "sweep", "bench", "tune", "all"],
+    ap.add_argument("what", choices=["check", "sweep", "segments", "bench", "tune", "all"],
                     help="tune: sweep, then bench with the fastest shapes")
     ap.add_argument("--json", type=Path, help="write every number here")
+    ap.add_argument("--shard", help="check: I/N runs the cases whose index is I modulo N (run N"
+                    " processes side by side: the compiles dominate)")
+    ap.add_argument("--sweep-saved", action="store_true",
+                    help="sweep: also time the best backward from states the forward saved")
     ap.add_argument("--no-reference", action="store_true", help="skip timing the reference")
     ap.add_argument("--quick", action="store_true", help="check: 12 of the cases")
     ap.add_argument("--only", help="check: the cases whose names start with one of these "
@@ -454,10 +500,13 @@ def main(argv=None):
         print(s, flush=True)
 
     if args.what in ("check", "all"):
-        ok, report["check"] = run_check(log, quick=args.quick,
+        shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
+        ok, report["check"] = run_check(log, quick=args.quick, shard=shard,
                                         only=args.only.split(",") if args.only else None)
     if args.what in ("sweep", "tune", "all"):
-        report["sweep"] = run_sweep(log)
+        report["sweep"] = run_sweep(log, saved_states=args.sweep_saved)
+    if args.what == "segments":
+        report["segments"] = run_segments(log)
     if args.what in ("bench", "tune", "all"):
         report["bench"] = run_bench(log, reference=not args.no_reference)
     if args.json:

@@ -60,7 +60,8 @@ class TritonBackend(ScanBackend):
         return 20 if device_type == "cuda" else None
 
     def op_priority(self, op: str, device_type: str) -> int | None:
-        # The SSD kernels ran at 0.56-0.80x of mamba_ssm's Triton SSD in 7 of 8 cases on an H100
+        # The SSD kernels ran at 0.55-0.86x of mamba_ssm's Triton SSD in 5 of 8 cases on an H100
+        # and 1.02-1.07x in the three others (N 128), with less memory in all eight
         # (docs/benchmarks.md, 2026-11-23): ahead of mamba_ssd (10) for ssd_scan.
         if op == "ssd_scan" and device_type == "cuda":
             return 5
@@ -68,7 +69,7 @@ class TritonBackend(ScanBackend):
 
     def call_priority(self, op: str, call: SelectiveScanCall | SSDCall) -> int | None:
         # B2S6's biases: mamba_ssm's kernel needs extra scans for them (by linearity), and these
-        # kernels add them inside: 0.50x its forward and 0.87x its forward+backward time on an H100
+        # kernels add them inside: 0.50x its forward and 0.55x its forward+backward time on an H100
         # (g8 + B_bias, docs/benchmarks.md). So ahead of 'cuda' (10) for such calls.
         if (isinstance(call, SelectiveScanCall) and call.device.type == "cuda"
                 and (call.B_bias is not None or call.C_bias is not None)):
@@ -83,8 +84,8 @@ class TritonBackend(ScanBackend):
             "selective_scan: slower than mamba_ssm's CUDA kernel on an H100 so far "
             "(KERNEL_NOTES.md), so auto prefers 'cuda' when both can run a call, except calls "
             "with B_bias/C_bias (faster here: the biases are added inside the kernel); "
-            "ssd_scan: faster than mamba_ssm's Triton SSD in 7 of 8 measured cases, so auto "
-            "prefers it",
+            "ssd_scan: faster than mamba_ssm's Triton SSD in 5 of 8 measured cases and within 7% "
+            "in the others, with less memory in all, so auto prefers it",
         ]
 
     def supports_selective_scan(self, call: SelectiveScanCall) -> tuple[bool, str]:

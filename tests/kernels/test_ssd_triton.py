@@ -20,6 +20,7 @@ if not torch.cuda.is_available():
 
 pytest.importorskip("triton")
 
+from ssmzoo_kernels.ssd import _common as ssd_common  # noqa: E402
 from ssmzoo_kernels.ssd import ssd_scan_triton, supports_ssd  # noqa: E402
 
 import ssmzoo  # noqa: E402
@@ -42,6 +43,10 @@ TOL_GRAD = {torch.float32: 1e-5, torch.bfloat16: 5e-2, torch.float16: 1e-2}
 # (see test_gpu_grid).
 REDUCED = ("A", "dt_bias", "D")
 TOL_REDUCED = {torch.float32: 1e-4, torch.bfloat16: 5e-2, torch.float16: 2e-2}
+# the same sums through the identity log-decay gradient (DCUM = "identity", the A/B switch kept
+# beside the default): on the H100, 2026-11-23 14:36 UTC, bf16 dA up to 1.24e-1 and ddt_bias up to
+# 7.8e-2 (interpreted: below 5e-2, its exact bf16 products); no mamba_ssm peer bound for them
+TOL_REDUCED_IDENTITY = {torch.float32: 1e-4, torch.bfloat16: 0.2, torch.float16: 5e-2}
 
 
 def _inputs(batch, length, heads, headdim, groups, d_state, dtype, *, D="head", z=True,
@@ -92,10 +97,14 @@ def _check(args, *, chunk_size, dtype, softplus=True, limit=(0.0, math.inf), fin
     names = list(args)
     grads = torch.autograd.grad(loss, [args[n] for n in names])
     ref_grads = torch.autograd.grad(ref_loss, [ref_args[n] for n in names])
+    identity = ssd_common.DCUM == "identity"
     for n, g, r in zip(names, grads, ref_grads):
         assert g.dtype == args[n].dtype, f"d{n}: dtype {g.dtype}, expected {args[n].dtype}"
-        tol = (TOL_REDUCED if n in REDUCED else TOL_GRAD)[dtype]
-        if peer_tol and n in peer_tol:
+        if n in REDUCED:
+            tol = (TOL_REDUCED_IDENTITY if identity else TOL_REDUCED)[dtype]
+        else:
+            tol = TOL_GRAD[dtype]
+        if peer_tol and n in peer_tol and not (identity and n in REDUCED):
             tol = peer_tol[n]
         assert_close(f"d{n}", r, g, rtol=tol)
     return ref_out, ref_grads

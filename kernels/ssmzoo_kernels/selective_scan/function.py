@@ -40,25 +40,28 @@ class KernelConfig:
 # segments are automatic: none while the grid already gives every SM ~16 warps (the main case),
 # several for long sequences of few channels (4 x 1024 x 16384: 512 warps without them).
 FWD_CONFIG = {False: KernelConfig(32, 32, 4, 0), True: KernelConfig(32, 32, 4, 0)}  # by is_complex
-BWD_CONFIG = {False: KernelConfig(16, 32, 2), True: KernelConfig(32, 8, 1)}
+# backward: complex A at (16, 32, 2) since v3 with the asm stores runs it (19.0 ms against v2's 28.0
+# at (32, 8, 1); H100, 2026-11-23 14:16 UTC), and it holds a quarter of (32, 8, 1)'s chunk states
+BWD_CONFIG = {False: KernelConfig(16, 32, 2), True: KernelConfig(16, 32, 2)}
 # forward: the carried state enters after the scan (h = X + P h_in) instead of being folded into
 # the chunk's first step; an A/B switch of benchmarks/gpu_selective_scan.py sweep (KERNEL_NOTES.md)
 CARRY_AFTER_SCAN = True  # 1.214 vs 1.275 ms (real forward, 06:45 UTC)
 # backward kernel: "v2" (_bwd.py, per-state carries in (channels, d_state) register tiles) or "v3"
 # (_bwd3.py, per-state carries in memory; KERNEL_NOTES.md "v3"), by is_complex, or one name for
-# both. H100 2026-11-23 09:00 UTC (sweep, bf16 main case): real v3 9.43 ms vs v2 12.97; complex
-# v3 32.5 vs v2 28.0. SSMZOO_BWD_KERNEL overrides both.
+# both. H100 2026-11-23 14:16 UTC (sweep, bf16 main case, `_bwd` with its recomputing pass): real
+# v3 7.19 ms vs v2 13.02; complex v3 19.03 vs v2 28.03. SSMZOO_BWD_KERNEL overrides both.
 BWD_KERNEL: dict[bool, str] | str = (os.environ["SSMZOO_BWD_KERNEL"]
                                      if "SSMZOO_BWD_KERNEL" in os.environ
-                                     else {False: "v3", True: "v2"})
+                                     else {False: "v3", True: "v3"})
 # v3 only: variable dB/dC summed over channels once per chunk through a per-program scratch
 # (True) or state by state with shuffles (False); and a register cap for ptxas (None: none)
 BWD3_SUM_SCRATCH = os.environ.get("SSMZOO_BWD3_SUM_SCRATCH", "1") == "1"
 BWD3_MAXNREG: int | None = None
 # v3 only: its per-state stores by inline assembly in the values' own layout (no conversion to the
-# store's coalesced layout first); the interpreter always takes tl.store. Off: Triton 3.6 (the
-# H100's) rejects the inline assembly at compile time (2026-11-23 09:00 UTC).
-BWD3_ASM_STORES = os.environ.get("SSMZOO_BWD3_ASM_STORES", "0") == "1"
+# store's coalesced layout first); the interpreter always takes tl.store. On: real 7.19 ms against
+# 7.97 with tl.store, complex 28.8 vs 29.4 at (32, 8, 1) (H100, Triton 3.6, 2026-11-23 14:16 UTC).
+# SSMZOO_BWD3_ASM_STORES=0 turns it off.
+BWD3_ASM_STORES = os.environ.get("SSMZOO_BWD3_ASM_STORES", "1") == "1"
 # the autograd forward also writes the chunk-start states (and, without BWD_RECOMPUTE_Y, the
 # un-gated output) when a gradient is needed, so that the backward skips its state-recomputing pass (when the forward's block_t is
 # the backward's); costs their memory between forward and backward (268 MB for (8, 2048, 4096, 16)
