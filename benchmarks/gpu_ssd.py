@@ -69,7 +69,7 @@ BWD_VARIANTS = {  # TUNING for the backward kernels
 
 # ssmzoo_kernels.ssd._common switches; every variant starts from v2's settings
 V2 = {"STATES": "float32", "FUSED_STATE": False, "ORDER": {"fwd": "v2", "bwd": "v2"},
-      "DCUM": "identity", "TUNING": {}}
+      "DCUM": "identity", "CB": "tiles", "TUNING": {}}
 AB_FWD = {
     "v2 (float32 states, separate launches)": {},
     "input-dtype states": {"STATES": "input"},
@@ -95,6 +95,9 @@ AB_BWD = {
     "same + stable d(log-decay)": {
         "ORDER": {"fwd": "v2", "bwd": "v1"}, "FUSED_STATE": True, "STATES": "input",
         "DCUM": "stable"},
+    "same + C.B once per chunk": {
+        "ORDER": {"fwd": "v2", "bwd": "v1"}, "FUSED_STATE": True, "STATES": "input",
+        "DCUM": "stable", "CB": "chunk"},
     "defaults of this checkout": None,
 }
 
@@ -137,7 +140,8 @@ def ab(out: Path, repeats: int = 20) -> dict:
     from ssmzoo.bench.runner import reference_rows
 
     _DEFAULTS.update(STATES=_common.STATES, FUSED_STATE=_common.FUSED_STATE,
-                     ORDER=dict(_common.ORDER), DCUM=_common.DCUM, TUNING=dict(_common.TUNING))
+                     ORDER=dict(_common.ORDER), DCUM=_common.DCUM, CB=_common.CB,
+                     TUNING=dict(_common.TUNING))
     peer = importlib.util.find_spec("mamba_ssm") is not None
     t0 = time.time()
     results: dict = {"defaults": _DEFAULTS.copy(), "fwd": {}, "fwdbwd": {}}

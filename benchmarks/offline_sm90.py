@@ -1,4 +1,4 @@
-"""Build the Triton selective-scan kernels for an H100 (sm_90) on a machine without a GPU.
+"""Build the Triton selective-scan and SSD kernels for an H100 (sm_90) on a machine without a GPU.
 
     python benchmarks/offline_sm90.py                      # every build below
     python benchmarks/offline_sm90.py bwd3 bwd3-asm        # some of them
@@ -17,7 +17,9 @@ Builds: ``bwd3`` (the v3 backward, real), ``bwd3-asm`` (its inline-assembly stor
 ``bwd3-complex``/``bwd3-complex-asm`` (v3 for complex A in v2's complex tiles),
 ``bwd3-complex-32`` (v3 complex, asm stores, in the real tiles: chunks of 32 steps),
 ``bwd2``/``bwd2-complex`` (v2), ``fwd`` (the forward); a ``-ypre`` suffix on a backward reads the
-un-gated output instead of recomputing it (``RECOMPUTE_Y`` off).
+un-gated output instead of recomputing it (``RECOMPUTE_Y`` off). SSD backward kernels in the
+b8 L4096 N128 tiles (bf16, 32 rows, headdim 64, d_state 128, 4 warps, stable log-decay gradient):
+``ssd-dx``, ``ssd-dc`` (C . B per tile) and ``ssd-dc-cb`` (C . B read: ``_common.CB = "chunk"``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("kernels"
 
 import triton  # noqa: E402
 from ssmzoo_kernels.selective_scan import _bwd, _bwd3, _fwd  # noqa: E402
+from ssmzoo_kernels.ssd import _bwd as ssd_bwd  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 
 HALF_PTRS = {"u_ptr", "delta_ptr", "B_ptr", "C_ptr", "z_ptr", "Bb_ptr", "Cb_ptr", "ypre_ptr",
@@ -42,6 +45,8 @@ HALF_PTRS = {"u_ptr", "delta_ptr", "B_ptr", "C_ptr", "z_ptr", "Bb_ptr", "Cb_ptr"
 MAIN = dict(DSTATE=16, BN=16, IS_COMPLEX=False, B_VAR=True, C_VAR=True, HAS_D=True, HAS_Z=True,
             HAS_DBIAS=True, SOFTPLUS=True, HAS_BBIAS=False, HAS_CBIAS=False, ZOH=False, FAST=True)
 COMPLEX = dict(MAIN, IS_COMPLEX=True)
+SSD_HALF = {"x_ptr", "dy_ptr", "b_ptr", "c_ptr", "dx_ptr", "states_ptr"}
+SSD_N128 = dict(DOT_PREC="tf32", ORDER=1, BLOCK_P=64, BLOCK_N=128, STABLE=True)
 
 
 def _builds() -> dict[str, tuple]:
@@ -66,18 +71,25 @@ def _builds() -> dict[str, tuple]:
         "bwd2-complex": (k2, b2c, 1),
         "bwd2-complex-ypre": (k2, {**b2c, "RECOMPUTE_Y": False}, 1),
         "fwd": (_fwd.selective_scan_fwd_kernel, fwd, 4),
+        "ssd-dx": (ssd_bwd._bwd_dx_db_kernel,
+                   dict(SSD_N128, BLOCK_S=32, HAS_D=True, D_PER_CHANNEL=False), 4, SSD_HALF, 2),
+        "ssd-dc": (ssd_bwd._bwd_dc_kernel, dict(SSD_N128, BLOCK_T=32, CB_ONCE=False), 4, SSD_HALF,
+                   2),
+        "ssd-dc-cb": (ssd_bwd._bwd_dc_kernel, dict(SSD_N128, BLOCK_T=32, CB_ONCE=True), 4,
+                      SSD_HALF, 2),
     }
 
 
-def compile_sm90(kernel, consts: dict, num_warps: int):
+def compile_sm90(kernel, consts: dict, num_warps: int, half=HALF_PTRS, num_stages: int = 3):
     params = list(inspect.signature(kernel.fn).parameters)
-    sig = {p: "constexpr" if p in consts else ("*bf16" if p in HALF_PTRS else "*fp32")
+    sig = {p: "constexpr" if p in consts else ("*bf16" if p in half else "*fp32")
            if p.endswith("_ptr") else "i32" for p in params}
     attrs = {(i,): [["tt.divisibility", 16]] for i, p in enumerate(params) if p not in consts}
     src = triton.compiler.ASTSource(
         fn=kernel, signature=sig, attrs=attrs,
         constexprs={(params.index(k),): v for k, v in consts.items() if k in params})
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32),
+                          options={"num_warps": num_warps, "num_stages": num_stages})
 
 
 def report(cubin: bytes, path: Path) -> dict[str, int]:
@@ -112,9 +124,9 @@ def main() -> int:
           f"{'LDS':>5}{'STG':>5}{'MUFU':>6}")
     failed = 0
     for name in args.names or builds:
-        kernel, consts, warps = builds[name]
+        kernel, consts, warps, *rest = builds[name]
         try:
-            k = compile_sm90(kernel, consts, warps)
+            k = compile_sm90(kernel, consts, warps, *rest)
         except Exception as e:  # the compiler's own message is the finding
             failed += 1
             print(f"{name:<20}FAILED: {type(e).__name__}: {str(e).splitlines()[-1]}")

@@ -141,7 +141,7 @@ def test_backward_head_split(monkeypatch, target):
 # The kernel variants kept side by side (ssmzoo_kernels.ssd._common), each over v2's settings
 # whatever the defaults are: each must give the reference's outputs, final states and gradients.
 V2 = dict(STATES="float32", FUSED_STATE=False, ORDER={"fwd": "v2", "bwd": "v2"},
-          DCUM="identity")  # the base
+          DCUM="identity", CB="tiles")  # the base
 VARIANTS = {
     "v2": {},
     "order-v1": dict(ORDER={"fwd": "v1", "bwd": "v1"}),
@@ -152,6 +152,8 @@ VARIANTS = {
     "fused-state-small-tiles": dict(FUSED_STATE=True, TUNING={"fused_state": {"BLOCK_N": 16}}),
     "dcum-stable": dict(DCUM="stable"),
     "fused-input-dtype-states-stable": dict(FUSED_STATE=True, STATES="input", DCUM="stable"),
+    "cb-chunk": dict(DCUM="stable", CB="chunk"),
+    "cb-chunk-fused-input": dict(FUSED_STATE=True, STATES="input", DCUM="stable", CB="chunk"),
 }
 
 
@@ -171,7 +173,8 @@ def _use_variant(monkeypatch, variant):
 VARIANT_RUNS = [("order-v1", "fp32"), ("order-v2", "bf16"), ("input-dtype-states", "bf16"),
                 ("fused-state", "fp32"), ("fused-state", "bf16"),
                 ("fused-input-dtype-states", "bf16"), ("fused-state-small-tiles", "bf16"),
-                ("dcum-stable", "bf16"), ("fused-input-dtype-states-stable", "bf16")]
+                ("dcum-stable", "bf16"), ("fused-input-dtype-states-stable", "bf16"),
+                ("cb-chunk", "fp32"), ("cb-chunk-fused-input", "bf16")]
 _DT = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -224,6 +227,53 @@ def test_auto_launch_order_by_d_state(monkeypatch):
     monkeypatch.setattr(_common, "ORDER", {"fwd": "v3", "bwd": "auto"})
     with pytest.raises(ValueError, match="v3"):
         _common.order("fwd", 16)
+
+
+@pytest.mark.interpret
+def test_chunk_cb_once(monkeypatch):
+    """CB = "chunk": C_t . B_s computed once per (batch, chunk, group) and read by the dC kernel's
+    stable log-decay gradient gives the per-tile path's gradients (fp32, a partial last chunk, two
+    groups), and the product is the chunk's C B^T, zero past the end; the identity gradient does
+    not need it."""
+    from ssmzoo_kernels.ssd import _bwd
+
+    torch.manual_seed(11)
+    B, C = torch.randn(2, 21, 2, 16), torch.randn(2, 21, 2, 16)
+    cb = _bwd.chunk_cb(B, C, 8)  # chunks of 8: 8 + 8 + 5 positions
+    assert cb.shape == (2, 3, 2, 8, 8) and cb.dtype == torch.float32
+    want = torch.einsum("btgn,bsgn->bgts", C[:, 8:16], B[:, 8:16])
+    torch.testing.assert_close(cb[:, 1], want)
+    assert cb[:, 2, :, 5:].abs().max() == 0 and cb[:, 2, :, :, 5:].abs().max() == 0
+
+    calls = []
+    real = _bwd.chunk_cb
+    monkeypatch.setattr(_bwd, "chunk_cb", lambda *a: calls.append(1) or real(*a))
+    args = _inputs(1, 37, 4, 16, 2, 16, torch.float32, D="channel")
+    for dcum in ("stable", "identity"):
+        grads = {}
+        for mode in ("tiles", "chunk"):
+            monkeypatch.setattr(ssd_common, "DCUM", dcum)
+            monkeypatch.setattr(ssd_common, "CB", mode)
+            calls.clear()
+            a = {k: v.detach().clone().requires_grad_() for k, v in args.items()}
+            out, fin = ssmzoo.ssd_scan(**a, chunk_size=16, return_final_states=True,
+                                       backend="triton")
+            (out.sum() + fin.square().sum()).backward()
+            grads[mode] = {k: v.grad for k, v in a.items()}
+            assert len(calls) == (mode == "chunk" and dcum == "stable"), (dcum, mode, calls)
+        for k, g in grads["tiles"].items():
+            assert_close(f"d{k} ({dcum})", g, grads["chunk"][k], rtol=1e-5)
+    # the kernel reads it: a zeroed product drops the pairs' terms of the log-decays' gradient
+    monkeypatch.setattr(ssd_common, "DCUM", "stable")
+    monkeypatch.setattr(_bwd, "chunk_cb", lambda *a: torch.zeros_like(real(*a)))
+    a = {k: v.detach().clone().requires_grad_() for k, v in args.items()}
+    out, fin = ssmzoo.ssd_scan(**a, chunk_size=16, return_final_states=True, backend="triton")
+    (out.sum() + fin.square().sum()).backward()
+    assert rel_rms(grads["tiles"]["A"], a["A"].grad) > 0.1  # "tiles" of the identity loop
+    assert_close("dx", grads["tiles"]["x"], a["x"].grad, rtol=1e-5)
+    monkeypatch.setattr(ssd_common, "CB", "once")
+    with pytest.raises(ValueError, match="CB = 'once'.*'tiles' or 'chunk'"):
+        ssd_common.cb_once()
 
 
 @pytest.mark.interpret

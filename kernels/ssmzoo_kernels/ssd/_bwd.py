@@ -186,7 +186,7 @@ def _bwd_dx_db_kernel(
 
 @triton.jit
 def _bwd_dc_kernel(
-    x_ptr, dy_ptr, b_ptr, c_ptr, dt_ptr, cum_ptr, states_ptr, dc_ptr, ddac_ptr,
+    x_ptr, dy_ptr, b_ptr, c_ptr, dt_ptr, cum_ptr, states_ptr, dc_ptr, ddac_ptr, cb_ptr,
     L, H, Q, nchunks, P, N, heads_per_group, heads_per_prog, split, n_blocks_t,
     s_x_b, s_x_l, s_x_h, s_x_p,
     s_y_b, s_y_l, s_y_h, s_y_p,
@@ -196,8 +196,11 @@ def _bwd_dc_kernel(
     s_dc_b, s_dc_l, s_dc_g, s_dc_n,
     DOT_PREC: tl.constexpr, ORDER: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-    STABLE: tl.constexpr = False,
+    STABLE: tl.constexpr = False, CB_ONCE: tl.constexpr = False,
 ):
+    """One block of t positions of one chunk, for heads_per_prog heads of group g; dC of those
+    heads summed into dc[..., axis 2 index, :], C_t . dC_t per head into ddac. With ``STABLE`` and
+    ``CB_ONCE`` the pairs' C_t . B_s come from cb (batch, nchunks, groups, Q, Q)."""
     if ORDER == 2:
         pid_t = tl.program_id(0) % n_blocks_t
         pid_gs = tl.program_id(0) // n_blocks_t
@@ -217,6 +220,7 @@ def _bwd_dc_kernel(
     mp = offs_p < P
     mn = offs_n < N
     b_base = b_ptr + b * s_b_b + g * s_b_g
+    cb_base = cb_ptr + ((b * nchunks + c) * (H // heads_per_group) + g).to(tl.int64) * Q * Q
     c_in = tl.load(c_ptr + b * s_c_b + g * s_c_g + pos_t[:, None] * s_c_l
                    + offs_n[None, :] * s_c_n, mask=mt[:, None] & mn[None, :], other=0.0)  # (T, N)
     ct = c_in.to(tl.float32)
@@ -252,7 +256,12 @@ def _bwd_dc_kernel(
             dmd = dm * decay
             dc_h += _mm(dmd.to(bs.dtype), bs, DOT_PREC)
             if STABLE:
-                dac += tl.sum(dmd * _mm(c_in, tl.trans(bs), DOT_PREC), axis=1)
+                if CB_ONCE:
+                    cbt = tl.load(cb_base + offs_t[:, None] * Q + offs_s[None, :],
+                                  mask=causal, other=0.0)  # (T, S)
+                else:
+                    cbt = _mm(c_in, tl.trans(bs), DOT_PREC)
+                dac += tl.sum(dmd * cbt, axis=1)
         if not STABLE:
             dac = tl.sum(ct * dc_h, axis=1)
         tl.store(ddac_ptr + row + offs_t, dac, mask=offs_t < Q)
@@ -333,11 +342,12 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
 
 
 def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
-       cum: torch.Tensor, states: torch.Tensor, stable: bool = False
-       ) -> tuple[torch.Tensor, torch.Tensor]:
+       cum: torch.Tensor, states: torch.Tensor, stable: bool = False,
+       cb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """dC (batch, length, groups, d_state) float32, and C . dC per head (batch, heads, nchunks,
-    Q) float32 (its within-chunk pairs summed in float32 with ``stable``). states: the state
-    entering each chunk, (batch, nchunks, heads, headdim, d_state), float32 or x's dtype."""
+    Q) float32 (its within-chunk pairs summed in float32 with ``stable``, their C_t . B_s read
+    from ``cb`` when given). states: the state entering each chunk, (batch, nchunks, heads,
+    headdim, d_state), float32 or x's dtype."""
     bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     nc, Q = cum.shape[2], cum.shape[3]
@@ -351,15 +361,32 @@ def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: 
     od = order("bwd", N)
     grid = (nt * G * split, bsz * nc) if od == 2 else (nt, bsz * nc, G * split)
     _bwd_dc_kernel[grid](
-        x, dy, B, C, dt, cum, states, dC, ddac,
+        x, dy, B, C, dt, cum, states, dC, ddac, cb if cb is not None else ddac,
         L, H, Q, nc, P, N, hpg, hpg // split, split, nt,
         *x.stride(), *dy.stride(), *B.stride(), *C.stride(), *states.stride(), *dC.stride(),
         DOT_PREC=dot_precision(x.dtype), ORDER=od, BLOCK_T=bt, BLOCK_P=bp, BLOCK_N=bn,
-        STABLE=stable, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        STABLE=stable, CB_ONCE=cb is not None and stable, num_warps=cfg["num_warps"],
+        num_stages=cfg["num_stages"],
     )
     if split > 1:
         dC = rearrange(dC, "b l (g s) n -> b l g s n", s=split).sum(3)  # (b, l, groups, n)
     return dC, ddac
+
+
+def chunk_cb(B: torch.Tensor, C: torch.Tensor, Q: int) -> torch.Tensor:
+    """C_t . B_s for every pair (t, s) of each chunk, float32, (batch, nchunks, groups, Q, Q):
+    what the dC kernel's stable log-decay gradient otherwise computes per tile and per head
+    (_common.CB). Positions past
+    the sequence end are zero. B, C: (batch, length, groups, d_state)."""
+    bsz, L, G, N = B.shape
+    nc = triton.cdiv(L, Q)
+    pad = nc * Q - L
+
+    def chunks(t: torch.Tensor) -> torch.Tensor:
+        t = torch.nn.functional.pad(t.float(), (0, 0, 0, 0, 0, pad))
+        return rearrange(t, "b (c q) g n -> b c g q n", q=Q)
+
+    return torch.matmul(chunks(C), chunks(B).transpose(-1, -2)).contiguous()
 
 
 def log_decay_grad(dcum: torch.Tensor, tsb: torch.Tensor | None) -> torch.Tensor:

@@ -78,6 +78,24 @@ ORDER = {"fwd": "v2", "bwd": "v1"}  # ab 08:53 UTC: v1 backward order with the f
 DCUM = "stable"
 
 
+# C_t . B_s within a chunk for the stable log-decay gradient of the dC kernel: "tiles" computes it
+# per tile and per head (one more (T, N) x (N, S) product); "chunk" computes it once per (batch,
+# chunk, group) in float32 before the kernel, which reads it (as mamba_ssm's backward does;
+# (batch, nchunks, groups, Q, Q) float32, 33.5 MB at b8 L4096 g1 chunk 256). At N 128 the extra
+# product per tile is the likely cost behind the forward+backward going 4.33 -> 5.38 ms (H100,
+# 2026-11-23, SSD_NOTES.md); offline sm_90 builds (Triton 3.6) of the dC kernel: 3784 -> 3288
+# SASS, barriers 32 -> 20, stack 632 -> 832 bytes. Kept side by side for gpu_ssd.py ab until timed.
+# (The dx/dB kernel keeps its own product: reading the tile there built larger, 4336 -> 4792.)
+CB = "tiles"
+
+
+def cb_once() -> bool:
+    """Whether the backward computes C . B once per chunk and group (see CB)."""
+    if CB not in ("tiles", "chunk"):
+        raise ValueError(f"CB = {CB!r}; expected 'tiles' or 'chunk'")
+    return CB == "chunk"
+
+
 def dcum_stable() -> bool:
     """Whether the backward forms the log-decays' gradient the stable way (see DCUM)."""
     if DCUM not in ("stable", "identity"):
