@@ -320,13 +320,12 @@ FWD_SHAPES = ((32, 32, 4, 0, True),)
 # and v3 side by side (KERNEL_NOTES.md "v3", "v3.1"); the default first (every row is checked
 # against it) and again last (clock drift check).
 V2 = ("v2", False, None, True)
-V3 = ("v3", True, None, False)  # the default: scratch sums, stores by tl.store
-V3_ASM = ("v3", True, None, True)  # the inline-asm stores (they compile on Triton 3.6 since v3.1)
+V3 = ("v3", True, None, True)  # the default: scratch sums, inline-asm stores
+V3_TL = ("v3", True, None, False)  # stores by tl.store
 BWD_SHAPES = {
-    False: ((16, 32, 2, V3), (16, 32, 2, V3_ASM), (16, 32, 2, ("v3", True, 168, True)),
-            (32, 32, 4, V3_ASM), (16, 32, 2, V2), (16, 32, 2, V3)),
-    True: ((32, 8, 1, V2), (32, 8, 1, V3_ASM), (32, 8, 1, V3), (16, 32, 2, V3_ASM),
-           (32, 8, 1, V2)),
+    False: ((16, 32, 2, V3), (16, 32, 2, V3_TL), (16, 32, 2, ("v3", True, 168, True)),
+            (32, 32, 4, V3), (16, 32, 2, V2), (16, 32, 2, V3)),
+    True: ((16, 32, 2, V3), (32, 8, 1, V3), (32, 8, 1, V2), (16, 32, 2, V3)),
 }
 
 
@@ -334,9 +333,10 @@ def run_sweep(log, saved_states=False):
     """Launch shapes and kernel switches on the main real and complex cases (bf16): the forward's
     default, and the backward kernels v2 and v3 (with their switches) side by side on the same
     inputs. Every backward row is checked against the first (the default: rel. difference of
-    du, ddelta, dz, dB, dC, dA). Installs the fastest backward (kernel, switches, shape) as the
-    default for the rest of the run (the kernel switch is global: the real case's choice; the shape
-    per real/complex) and returns every timing."""
+    du, ddelta, dz, dB, dC, dA). Installs the fastest backward (kernel and shape per real/complex;
+    the other switches are global: the real case's) as the default for the rest of the run and
+    returns every timing. With ``saved_states`` also times the best backward from states the
+    forward saved (SAVE_STATES)."""
     from ssmzoo_kernels.selective_scan import function as fn
 
     out, best = [], {}
@@ -455,13 +455,24 @@ def run_segments(log):
     return out
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """``I/N`` with 0 <= I < N, for --shard."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N (e.g. 3/8), got {text!r}")
+    return i, n
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["check", "sweep", "segments", "bench", "tune", "all"],
                     help="tune: sweep, then bench with the fastest shapes")
     ap.add_argument("--json", type=Path, help="write every number here")
-    ap.add_argument("--shard", help="check: I/N runs the cases whose index is I modulo N (run N"
-                    " processes side by side: the compiles dominate)")
+    ap.add_argument("--shard", type=_shard, help="check: I/N runs the cases whose index is I"
+                    " modulo N (run N processes side by side: the compiles dominate)")
     ap.add_argument("--sweep-saved", action="store_true",
                     help="sweep: also time the best backward from states the forward saved")
     ap.add_argument("--no-reference", action="store_true", help="skip timing the reference")
@@ -500,8 +511,7 @@ def main(argv=None):
         print(s, flush=True)
 
     if args.what in ("check", "all"):
-        shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
-        ok, report["check"] = run_check(log, quick=args.quick, shard=shard,
+        ok, report["check"] = run_check(log, quick=args.quick, shard=args.shard,
                                         only=args.only.split(",") if args.only else None)
     if args.what in ("sweep", "tune", "all"):
         report["sweep"] = run_sweep(log, saved_states=args.sweep_saved)

@@ -229,6 +229,19 @@ def test_auto_launch_order_by_d_state(monkeypatch):
         _common.order("fwd", 16)
 
 
+@pytest.mark.parametrize(("switch", "value", "check", "nearest"), [
+    ("CB", "chnk", lambda: ssd_common.cb_once(), "chunk"),
+    ("DCUM", "stabel", lambda: ssd_common.dcum_stable(), "stable"),
+    ("STATES", "inptu", lambda: ssd_common.states_dtype(torch.bfloat16), "input"),
+])
+def test_switch_errors_name_the_nearest(monkeypatch, switch, value, check, nearest):
+    """A misspelt kernel switch fails with its name, the accepted values and the nearest one."""
+    monkeypatch.setattr(ssd_common, switch, value)
+    with pytest.raises(ValueError, match=rf"{switch} = '{value}'; expected one of .*"
+                                         rf"did you mean '{nearest}'\?"):
+        check()
+
+
 @pytest.mark.interpret
 def test_chunk_cb_once(monkeypatch):
     """CB = "chunk": C_t . B_s computed once per (batch, chunk, group) and read by the dC kernel's
@@ -271,9 +284,6 @@ def test_chunk_cb_once(monkeypatch):
     (out.sum() + fin.square().sum()).backward()
     assert rel_rms(grads["tiles"]["A"], a["A"].grad) > 0.1  # "tiles" of the identity loop
     assert_close("dx", grads["tiles"]["x"], a["x"].grad, rtol=1e-5)
-    monkeypatch.setattr(ssd_common, "CB", "once")
-    with pytest.raises(ValueError, match="CB = 'once'.*'tiles' or 'chunk'"):
-        ssd_common.cb_once()
 
 
 @pytest.mark.interpret

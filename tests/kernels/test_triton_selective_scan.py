@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -48,7 +49,7 @@ LAYOUTS = [("fixed", "fixed"), ("variable", "grouped"), ("grouped", "variable"),
            ("variable", "variable")]
 GRID = [
     replace(BASE, complex=cplx, B_layout=bl, C_layout=cl, discretization=disc, B_bias=True,
-            C_bias=cplx, initial_state=disc == "zoh")
+            C_bias=cplx or disc == "zoh", initial_state=disc == "zoh")
     for cplx, (bl, cl), disc in itertools.product((False, True), LAYOUTS, ("euler", "zoh"))
 ] + [
     replace(BASE, D=False, z=False, delta_bias=False, softplus=False),
@@ -209,22 +210,22 @@ V3_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "scratch"), [(c, True) for c in V3_CASES]
-                         + [(c, False) for c in V3_CASES[:2]], ids=str)
-def test_bwd_v3(case: ScanCase, scratch: bool, monkeypatch, nan_poison) -> None:
-    """The v3 backward kernel (per-state carries in memory; variable dB/dC summed over channels
-    per state or once per chunk through the scratch): values and every gradient."""
-    monkeypatch.setattr(fn, "BWD_KERNEL", "v3")
+@pytest.mark.parametrize(("case", "kernel", "scratch"), [(c, "v2", False) for c in V3_CASES]
+                         + [(c, "v3", False) for c in V3_CASES[:2]], ids=str)
+def test_bwd_kernel_variants(case: ScanCase, kernel: str, scratch: bool, monkeypatch,
+                             nan_poison) -> None:
+    """The backward paths the default grid (v3, dB/dC summed once per chunk through the scratch)
+    does not take: the v2 kernel (per-state carries in register tiles), and v3 summing variable
+    dB/dC over channels state by state. Values and every gradient."""
+    monkeypatch.setattr(fn, "BWD_KERNEL", kernel)
     monkeypatch.setattr(fn, "BWD3_SUM_SCRATCH", scratch)
     test_matches_reference(case, nan_poison)
 
 
-@pytest.mark.parametrize("case", V3_CASES, ids=str)
-def test_bwd_v2(case: ScanCase, monkeypatch, nan_poison) -> None:
-    """The v2 backward kernel (per-state carries in register tiles), which the default grid no
-    longer reaches since v3 runs real and complex A: values and every gradient."""
-    monkeypatch.setattr(fn, "BWD_KERNEL", "v2")
-    test_matches_reference(case, nan_poison)
+def test_bwd_kernel_name_error(monkeypatch) -> None:
+    monkeypatch.setattr(fn, "BWD_KERNEL", "v33")
+    with pytest.raises(ValueError, match=r"BWD_KERNEL .* 'v2' or 'v3', not 'v33'; did you mean"):
+        fn._bwd_kernel(SimpleNamespace(is_complex=False))
 
 
 @pytest.mark.parametrize(("case", "kernel"), [

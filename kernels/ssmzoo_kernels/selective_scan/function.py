@@ -16,6 +16,7 @@ import triton
 from einops import rearrange
 from torch import Tensor
 
+from ssmzoo.errors import did_you_mean
 from ssmzoo_kernels.selective_scan._bwd import selective_scan_bwd_kernel
 from ssmzoo_kernels.selective_scan._bwd3 import selective_scan_bwd3_kernel
 from ssmzoo_kernels.selective_scan._fwd import selective_scan_fwd_kernel
@@ -63,9 +64,10 @@ BWD3_MAXNREG: int | None = None
 # SSMZOO_BWD3_ASM_STORES=0 turns it off.
 BWD3_ASM_STORES = os.environ.get("SSMZOO_BWD3_ASM_STORES", "1") == "1"
 # the autograd forward also writes the chunk-start states (and, without BWD_RECOMPUTE_Y, the
-# un-gated output) when a gradient is needed, so that the backward skips its state-recomputing pass (when the forward's block_t is
-# the backward's); costs their memory between forward and backward (268 MB for (8, 2048, 4096, 16)
-# bf16 with z). Off until timed (KERNEL_NOTES.md "v3"). SSMZOO_SAVE_STATES=1 turns it on.
+# un-gated output) when a gradient is needed, so that the backward skips its state-recomputing
+# pass (when the forward's block_t is the backward's); costs their memory between forward and
+# backward (268 MB for (8, 2048, 4096, 16) bf16 with z). Off until timed (KERNEL_NOTES.md "v3").
+# SSMZOO_SAVE_STATES=1 turns it on.
 SAVE_STATES = os.environ.get("SSMZOO_SAVE_STATES", "0") == "1"
 # with z, by backward kernel: the backward sums the un-gated output y + D·u (which dz needs) from
 # the states it recomputes anyway, one multiply-add per state update, instead of reading a
@@ -277,7 +279,8 @@ def _bwd_kernel(p: _Prepared) -> str:
     """The backward kernel this call runs: "v2" or "v3" (BWD_KERNEL)."""
     kernel = BWD_KERNEL[p.is_complex] if isinstance(BWD_KERNEL, dict) else BWD_KERNEL
     if kernel not in ("v2", "v3"):
-        raise ValueError(f"BWD_KERNEL must be 'v2' or 'v3', not {kernel!r}")
+        raise ValueError(f"BWD_KERNEL (or SSMZOO_BWD_KERNEL) must be 'v2' or 'v3', not {kernel!r}"
+                         + did_you_mean(str(kernel), ("v2", "v3")))
     return kernel
 
 

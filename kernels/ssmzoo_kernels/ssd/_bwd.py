@@ -376,8 +376,8 @@ def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: 
 def chunk_cb(B: torch.Tensor, C: torch.Tensor, Q: int) -> torch.Tensor:
     """C_t . B_s for every pair (t, s) of each chunk, float32, (batch, nchunks, groups, Q, Q):
     what the dC kernel's stable log-decay gradient otherwise computes per tile and per head
-    (_common.CB). Positions past
-    the sequence end are zero. B, C: (batch, length, groups, d_state)."""
+    (_common.CB). Positions past the sequence end are zero. B, C: (batch, length, groups,
+    d_state)."""
     bsz, L, G, N = B.shape
     nc = triton.cdiv(L, Q)
     pad = nc * Q - L

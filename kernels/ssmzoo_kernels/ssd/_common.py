@@ -18,6 +18,8 @@ import os
 import torch
 import triton
 
+from ssmzoo.errors import did_you_mean
+
 
 def interpreting() -> bool:
     """Whether Triton runs in its CPU interpreter (TRITON_INTERPRET=1)."""
@@ -89,37 +91,36 @@ DCUM = "stable"
 CB = "tiles"
 
 
+def _switch(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    """``value`` of the switch ``name`` when it is one of ``allowed``, else a ValueError naming
+    the switch, the accepted values and the nearest one."""
+    if value not in allowed:
+        raise ValueError(f"{name} = {value!r}; expected one of {', '.join(map(repr, allowed))}"
+                         + did_you_mean(str(value), allowed))
+    return value
+
+
 def cb_once() -> bool:
     """Whether the backward computes C . B once per chunk and group (see CB)."""
-    if CB not in ("tiles", "chunk"):
-        raise ValueError(f"CB = {CB!r}; expected 'tiles' or 'chunk'")
-    return CB == "chunk"
+    return _switch("CB", CB, ("tiles", "chunk")) == "chunk"
 
 
 def dcum_stable() -> bool:
     """Whether the backward forms the log-decays' gradient the stable way (see DCUM)."""
-    if DCUM not in ("stable", "identity"):
-        raise ValueError(f"DCUM = {DCUM!r}; expected 'stable' or 'identity'")
-    return DCUM == "stable"
+    return _switch("DCUM", DCUM, ("stable", "identity")) == "stable"
 
 
 def order(kind: str, n: int) -> int:
     """1 or 2: the launch order of the forward ("fwd") or backward ("bwd") kernels at d_state n."""
-    o = ORDER[kind]
+    o = _switch(f"ORDER[{kind!r}]", ORDER[kind], ("v1", "v2", "auto"))
     if o == "auto":
         return 1 if n <= 64 else 2
-    if o not in ("v1", "v2"):
-        raise ValueError(f"ORDER[{kind!r}] = {o!r}; expected 'v1', 'v2' or 'auto'")
     return int(o[1])
 
 
 def states_dtype(x_dtype: torch.dtype) -> torch.dtype:
     """The dtype the entering states are stored in (see STATES)."""
-    if STATES == "float32":
-        return torch.float32
-    if STATES == "input":
-        return x_dtype
-    raise ValueError(f"STATES = {STATES!r}; expected 'float32' or 'input'")
+    return torch.float32 if _switch("STATES", STATES, ("float32", "input")) == "float32" else x_dtype
 
 
 def config(kernel: str, q: int, n: int) -> dict[str, int]:

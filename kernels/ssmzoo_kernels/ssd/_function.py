@@ -49,7 +49,6 @@ def ssd_bwd(dout: Tensor, dfinal: Tensor | None, x: Tensor, dt: Tensor, A: Tenso
     dx, dB, ddt, ddab, dD, tsb = _bwd.dx_db(x, dy, B, C, dt_proc, cum, dstates, D, stable)
     cb = _bwd.chunk_cb(B, C, cum.shape[3]) if stable and _common.cb_once() else None
     dC, ddac = _bwd.dc(x, dy, B, C, dt_proc, cum, states, stable, cb)
-    del cb
     dcum = ddac - ddab
     dcum[..., -1] += dend
     da = _bwd.log_decay_grad(dcum, tsb)
