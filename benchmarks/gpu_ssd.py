@@ -333,6 +333,7 @@ def _profile_case(case, repeats: int) -> dict[str, float]:
     st, fin = _fwd.state_passing(st, cum, None)
     dy = torch.randn_like(x)
     ds = _fwd.chunk_state(dy, C, dtp, cum, 1)
+    cb = _bwd.chunk_cb(B, C, Q) if stable and _common.cb_once(B.shape[-1]) else None
     stages = {
         "dt_cumsum": lambda: _fwd.dt_cumsum(dt, A, bias, Q, True, lim),
         "chunk_state": lambda: _fwd.chunk_state(x, B, dtp, cum, 0),
@@ -347,9 +348,14 @@ def _profile_case(case, repeats: int) -> dict[str, float]:
         "bwd state_passing": lambda: _bwd.state_passing_bwd(ds.clone(), st, fin, None, cum,
                                                             stable),
         "bwd dx_db": lambda: _bwd.dx_db(x, dy, B, C, dtp, cum, ds, D, stable),
-        "bwd dc": lambda: _bwd.dc(x, dy, B, C, dtp, cum, st, stable),
-        "bwd log-decay grad (torch)": lambda: _bwd.log_decay_grad(cum, cum),
-        "bwd dt (torch)": lambda: _bwd.dt_bwd(dtp, cum, dtp, dt, A, bias, True, lim),
+        "bwd chunk_cb": lambda: _bwd.chunk_cb(B, C, Q) if cb is not None else None,
+        "bwd dc": lambda: _bwd.dc(x, dy, B, C, dtp, cum, st, stable, cb),
+        "bwd dx_db, identity": lambda: _bwd.dx_db(x, dy, B, C, dtp, cum, ds, D, False),
+        "bwd dc, identity": lambda: _bwd.dc(x, dy, B, C, dtp, cum, st, False),
+        "bwd dc, stable, C.B per tile": lambda: _bwd.dc(x, dy, B, C, dtp, cum, st, True),
+        "bwd dt and log-decays (fused)": lambda: _bwd.dt_bwd(
+            dtp, cum, cum, cum[..., -1].contiguous(), cum if stable else None, dtp, dt, A, bias,
+            True, lim),
     }
     return {k: bench.time_ms(f, "cuda", warmup=2, repeats=repeats).median_ms
             for k, f in stages.items()}
@@ -402,7 +408,8 @@ def sweep(out: Path, repeats: int = 10) -> dict:
     return result
 
 
-def run_bench(out: Path, repeats: int = 20, ssd_only: bool = False) -> None:
+def run_bench(out: Path, repeats: int = 20, ssd_only: bool = False,
+              backends: tuple[str, ...] = ("triton", "mamba_ssd")) -> None:
     import torch
 
     from ssmzoo import bench
@@ -412,7 +419,10 @@ def run_bench(out: Path, repeats: int = 20, ssd_only: bool = False) -> None:
     reports = []
     for case in bench.select(["ssd-b*"]):
         print(f"bench {case.name}", flush=True)
-        reports.append(bench.run_case(case, ["triton", "mamba_ssd"], repeats=repeats, ceil=ceil))
+        reports.append(bench.run_case(case, list(backends), repeats=repeats, ceil=ceil))
+        print("  " + ", ".join(f"{r.backend} {r.ms:.3f} ms" if r.ms is not None
+                               else f"{r.backend} {r.status}" for r in reports[-1].results),
+              flush=True)
         torch.cuda.empty_cache()
     for case in [] if ssd_only else bench.select(["scan-b*"]):
         print(f"bench {case.name}", flush=True)
@@ -421,6 +431,8 @@ def run_bench(out: Path, repeats: int = 20, ssd_only: bool = False) -> None:
     from ssmzoo_kernels.ssd import _common
 
     env["ssd tuning"] = json.dumps(_common.TUNING) if _common.TUNING else "defaults"
+    env["ssd switches"] = (f"CB={_common.CB} DCUM={_common.DCUM} STATES={_common.STATES} "
+                           f"FUSED_STATE={_common.FUSED_STATE} ORDER={json.dumps(_common.ORDER)}")
     (out / "bench.json").write_text(bench.dumps(reports, env, ceil))
     md = bench.text(reports, env, ceil, markdown=True)
     (out / "bench.md").write_text(md + "\n")
@@ -433,6 +445,8 @@ def main() -> int:
                                  "or all (check, bench, then sweep and a re-bench if time allows)")
     ap.add_argument("--out", type=Path, default=Path("."), help="folder for JSON, markdown, logs")
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--backends", default="triton,mamba_ssd",
+                    help="bench-ssd: the ssd_scan backends side by side")
     ap.add_argument("-k", dest="select", help="pytest -k expression for check")
     ap.add_argument("--budget-s", type=float, default=1e9,
                     help="all: skip the sweep (and the re-bench after it) past this many seconds")
@@ -463,7 +477,8 @@ def main() -> int:
         elif stage == "ab":
             ab(args.out, repeats=args.repeats)
         elif stage == "bench-ssd":
-            run_bench(args.out, repeats=args.repeats, ssd_only=True)
+            run_bench(args.out, repeats=args.repeats, ssd_only=True,
+                      backends=tuple(args.backends.split(",")))
         else:
             raise SystemExit(f"unknown stage {stage!r}")
         print(f"{stage} done after {time.time() - t0:.0f} s", flush=True)

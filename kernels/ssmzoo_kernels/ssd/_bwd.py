@@ -13,8 +13,8 @@ With dy the gradient of the output before the gate, per head and chunk (notation
   exp(cum_t - cum_s) B_s.
 
 The log-decays get d cum_t = C_t . dC_t - B_t . dB_t per head (plus the chunk-end term), the
-identity that needs no (Q, Q) matrix kept; the rest (reverse cumsum, softplus, clamp) is
-elementwise on (batch, heads, length) and done in PyTorch.
+identity that needs no (Q, Q) matrix kept; ``_dt_bwd_kernel`` then takes them through the reverse
+cumsum, clamp, softplus and bias to dt, A and dt_bias in one launch.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ssmzoo_kernels.ssd._common import (
     interpreting,
     order,
 )
-from ssmzoo_kernels.ssd._fwd import _mm
+from ssmzoo_kernels.ssd._fwd import _mm, _softplus
 
 
 @triton.jit
@@ -373,47 +373,135 @@ def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: 
     return dC, ddac
 
 
+@triton.jit
+def _chunk_cb_kernel(
+    b_ptr, c_ptr, out_ptr, L, Q, N, G, nchunks, n_blocks_s,
+    s_b_b, s_b_l, s_b_g, s_b_n,
+    s_c_b, s_c_l, s_c_g, s_c_n,
+    DOT_PREC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """One (T, S) tile of C_t . B_s for chunk c of batch row b and group g, float32."""
+    pid_t = tl.program_id(0) // n_blocks_s
+    pid_s = tl.program_id(0) % n_blocks_s
+    pid_bc = tl.program_id(1)
+    g = tl.program_id(2)
+    b = pid_bc // nchunks
+    c = pid_bc % nchunks
+    offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+    offs_s = pid_s * BLOCK_S + tl.arange(0, BLOCK_S)
+    pos_t = c * Q + offs_t
+    pos_s = c * Q + offs_s
+    mt = (offs_t < Q) & (pos_t < L)
+    ms = (offs_s < Q) & (pos_s < L)
+    acc = tl.zeros((BLOCK_T, BLOCK_S), dtype=tl.float32)
+    for n0 in range(0, N, BLOCK_N):
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        mn = offs_n < N
+        ct = tl.load(c_ptr + b * s_c_b + g * s_c_g + pos_t[:, None] * s_c_l
+                     + offs_n[None, :] * s_c_n, mask=mt[:, None] & mn[None, :], other=0.0)
+        bs = tl.load(b_ptr + b * s_b_b + g * s_b_g + pos_s[:, None] * s_b_l
+                     + offs_n[None, :] * s_b_n, mask=ms[:, None] & mn[None, :], other=0.0)
+        acc += _mm(ct, tl.trans(bs), DOT_PREC)
+    out = out_ptr + ((b * nchunks + c) * G + g).to(tl.int64) * Q * Q
+    tl.store(out + offs_t[:, None] * Q + offs_s[None, :], acc,
+             mask=(offs_t < Q)[:, None] & (offs_s < Q)[None, :])
+
+
 def chunk_cb(B: torch.Tensor, C: torch.Tensor, Q: int) -> torch.Tensor:
     """C_t . B_s for every pair (t, s) of each chunk, float32, (batch, nchunks, groups, Q, Q):
     what the dC kernel's stable log-decay gradient otherwise computes per tile and per head
-    (_common.CB). Positions past the sequence end are zero. B, C: (batch, length, groups,
-    d_state)."""
+    (_common.CB), with the same tensor-core products. Positions past the sequence end are zero.
+    B, C: (batch, length, groups, d_state)."""
     bsz, L, G, N = B.shape
     nc = triton.cdiv(L, Q)
-    pad = nc * Q - L
-
-    def chunks(t: torch.Tensor) -> torch.Tensor:
-        t = torch.nn.functional.pad(t.float(), (0, 0, 0, 0, 0, pad))
-        return rearrange(t, "b (c q) g n -> b c g q n", q=Q)
-
-    return torch.matmul(chunks(C), chunks(B).transpose(-1, -2)).contiguous()
-
-
-def log_decay_grad(dcum: torch.Tensor, tsb: torch.Tensor | None) -> torch.Tensor:
-    """The gradient of each step's log-decay a_r (cum_t = sum_{r<=t} a_r) from that of the
-    cumulative ones, (batch, heads, nchunks, Q): their reverse cumsum; plus, with the stable form
-    (DCUM), the chunk-state terms' forward exclusive cumsum (a chunk-state term at s depends on
-    cum_end - cum_s, the a_r with r > s)."""
-    da = dcum.flip(-1).cumsum(-1).flip(-1)
-    if tsb is not None:
-        da += tsb.cumsum(-1) - tsb
-    return da
+    out = torch.empty(bsz, nc, G, Q, Q, device=B.device, dtype=torch.float32)
+    bt = 16 if interpreting() else 64
+    bn = block(N, hi=64)
+    nb = triton.cdiv(Q, bt)
+    _chunk_cb_kernel[(nb * nb, bsz * nc, G)](
+        B, C, out, L, Q, N, G, nc, nb, *B.stride(), *C.stride(),
+        DOT_PREC=dot_precision(B.dtype), BLOCK_T=bt, BLOCK_S=bt, BLOCK_N=bn, num_warps=4,
+    )
+    return out
 
 
-def dt_bwd(ddt: torch.Tensor, da: torch.Tensor, dt_proc: torch.Tensor, dt: torch.Tensor,
-           A: torch.Tensor, dt_bias: torch.Tensor | None, softplus: bool,
-           limit: tuple[float, float]
+@triton.jit
+def _dt_bwd_kernel(
+    ddt_ptr, ddac_ptr, ddab_ptr, dend_ptr, tsb_ptr, dtp_ptr, dt_ptr, A_ptr, bias_ptr, g_ptr, dA_ptr, dbias_ptr,
+    L, H, Q, nchunks,
+    s_dt_b, s_dt_l, s_dt_h,
+    dt_min, dt_max,
+    HAS_TSB: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    BLOCK_Q: tl.constexpr, BLOCK_H: tl.constexpr,
+):
+    """One chunk of one batch row for BLOCK_H heads: d cum (C . dC - B . dB, plus the chunk-end
+    term at the chunk's last step), the per-step log-decay gradient (its reverse cumsum, plus the chunk-state terms' exclusive cumsum), then dt's gradient through
+    clamp, softplus and bias, stored in dt's layout; dA and d dt_bias summed over the chunk into
+    this program's row of the partial sums."""
+    pid_b = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    offs_t = tl.arange(0, BLOCK_Q)
+    offs_h = tl.program_id(2) * BLOCK_H + tl.arange(0, BLOCK_H)
+    pos = pid_c * Q + offs_t
+    mh = offs_h < H
+    mq = (offs_t < Q)[:, None] & mh[None, :]  # the whole chunk: its last step carries the end term
+    ml = mq & (pos < L)[:, None]
+    row = ((pid_b * H + offs_h[None, :]) * nchunks + pid_c) * Q + offs_t[:, None]  # (Q, heads)
+    dcum = (tl.load(ddac_ptr + row, mask=mq, other=0.0)
+            - tl.load(ddab_ptr + row, mask=mq, other=0.0))
+    dend = tl.load(dend_ptr + (pid_b * H + offs_h) * nchunks + pid_c, mask=mh, other=0.0)
+    dcum += tl.where((offs_t == Q - 1)[:, None], dend[None, :], 0.0)
+    da = tl.cumsum(dcum, axis=0, reverse=True)
+    if HAS_TSB:
+        tsb = tl.load(tsb_ptr + row, mask=mq, other=0.0)
+        da += tl.cumsum(tsb, axis=0) - tsb
+    A = tl.load(A_ptr + offs_h, mask=mh, other=0.0).to(tl.float32)
+    dtp = tl.load(dtp_ptr + row, mask=mq, other=0.0)
+    g = tl.load(ddt_ptr + row, mask=mq, other=0.0) + da * A[None, :]
+    raw = tl.load(dt_ptr + pid_b * s_dt_b + pos[:, None] * s_dt_l + offs_h[None, :] * s_dt_h,
+                  mask=ml, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        raw += tl.load(bias_ptr + offs_h, mask=mh, other=0.0).to(tl.float32)[None, :]
+    if SOFTPLUS:
+        val = _softplus(raw)
+    else:
+        val = raw
+    g = tl.where((val < dt_min) | (val > dt_max) | (ml == 0), 0.0, g)
+    if SOFTPLUS:
+        g = tl.where(raw <= 20.0, g * tl.sigmoid(raw), g)
+    tl.store(g_ptr + (pid_b * L + pos[:, None]) * H + offs_h[None, :],
+             g.to(g_ptr.dtype.element_ty), mask=ml)
+    part = (pid_b * nchunks + pid_c) * H + offs_h
+    tl.store(dA_ptr + part, tl.sum(da * dtp, axis=0), mask=mh)
+    tl.store(dbias_ptr + part, tl.sum(g, axis=0), mask=mh)
+
+
+def dt_bwd(ddt: torch.Tensor, ddac: torch.Tensor, ddab: torch.Tensor, dend: torch.Tensor,
+           tsb: torch.Tensor | None,
+           dt_proc: torch.Tensor, dt: torch.Tensor, A: torch.Tensor,
+           dt_bias: torch.Tensor | None, softplus: bool, limit: tuple[float, float]
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Gradients of dt (dt's dtype), A (float32) and dt_bias (float32) from the gradients of the
-    processed dt and of each step's log-decay (``log_decay_grad``), (batch, heads, nchunks, Q)."""
-    L = dt.shape[1]
-    g = ddt + da * A.float()[None, :, None, None]
-    dA = (da * dt_proc).sum((0, 2, 3))
-    g = rearrange(g, "b h c q -> b (c q) h")[:, :L]  # (batch, length, heads)
-    raw = dt.float() + (dt_bias.float() if dt_bias is not None else 0.0)
-    val = torch.nn.functional.softplus(raw) if softplus else raw
-    g = torch.where((val < limit[0]) | (val > limit[1]), 0.0, g)
-    if softplus:
-        g = torch.where(raw <= 20.0, g * torch.sigmoid(raw), g)
-    ddt_bias = g.sum((0, 1)) if dt_bias is not None else None
-    return g.to(dt.dtype), dA, ddt_bias
+    """Gradients of dt (dt's dtype, (batch, length, heads)), A (float32) and dt_bias (float32)
+    from those of the processed dt (``ddt``) and of the cumulative log-decays: d cum_t =
+    C_t . dC_t - B_t . dB_t per head (``ddac`` - ``ddab``, both (batch, heads, nchunks, Q) like
+    ``ddt``), plus at each chunk's last step the gradient of its total log-decay through the
+    state passed on (``dend``, (batch, heads, nchunks)). The gradient of each step's log-decay
+    a_r (cum_t = sum_{r<=t} a_r) is the reverse cumsum of d cum, plus, with the stable form (DCUM), the chunk-state
+    terms' forward exclusive cumsum (``tsb``: a chunk-state term at s depends on
+    cum_end - cum_s, the a_r with r > s). One launch; dA and d dt_bias are summed per (batch row,
+    chunk) and then over those rows, in a fixed order."""
+    bsz, L, H = dt.shape
+    nc, Q = ddac.shape[2], ddac.shape[3]
+    g = torch.empty(bsz, L, H, device=dt.device, dtype=dt.dtype)
+    parts = torch.empty(2, bsz * nc, H, device=dt.device, dtype=torch.float32)
+    bq = block(Q, lo=1)
+    block_h = 1 if interpreting() else max(1, min(8, 4096 // bq))
+    _dt_bwd_kernel[(bsz, nc, triton.cdiv(H, block_h))](
+        ddt, ddac, ddab, dend, tsb if tsb is not None else ddt, dt_proc, dt, A,
+        dt_bias if dt_bias is not None else A, g, parts[0], parts[1],
+        L, H, Q, nc, *dt.stride(), float(limit[0]), float(limit[1]),
+        HAS_TSB=tsb is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=softplus,
+        BLOCK_Q=bq, BLOCK_H=block_h,
+    )
+    sums = parts.sum(1)
+    return g, sums[0], sums[1] if dt_bias is not None else None

@@ -77,18 +77,22 @@ ORDER = {"fwd": "v2", "bwd": "v1"}  # ab 08:53 UTC: v1 backward order with the f
 # float32 from float32 products (one more (T, N) x (N, S) product in the dC kernel), the chunk
 # state's terms go through a forward exclusive cumsum of their own, and the chunk-end term is the
 # carried state's alone, which is how mamba_ssm's "stable" d(dA) kernels are organised.
-DCUM = "stable"
+# SSMZOO_SSD_DCUM overrides it.
+DCUM = os.environ.get("SSMZOO_SSD_DCUM", "stable")
 
 
 # C_t . B_s within a chunk for the stable log-decay gradient of the dC kernel: "tiles" computes it
 # per tile and per head (one more (T, N) x (N, S) product); "chunk" computes it once per (batch,
 # chunk, group) in float32 before the kernel, which reads it (as mamba_ssm's backward does;
-# (batch, nchunks, groups, Q, Q) float32, 33.5 MB at b8 L4096 g1 chunk 256). At N 128 the extra
-# product per tile is the likely cost behind the forward+backward going 4.33 -> 5.38 ms (H100,
-# 2026-11-23, SSD_NOTES.md); offline sm_90 builds (Triton 3.6) of the dC kernel: 3784 -> 3288
-# SASS, barriers 32 -> 20, stack 632 -> 832 bytes. Kept side by side for gpu_ssd.py ab until timed.
+# (batch, nchunks, groups, Q, Q) float32, 33.5 MB at b8 L4096 g1 chunk 256); "auto": tiles at
+# d_state <= 64, chunk above. H100, 2026-11-23 16:16-16:22 UTC, three bench runs of each, bf16
+# forward+backward (ms): N 128 b8 L4096 5.43-5.59 (tiles) vs 4.99-5.16 (chunk), b4 L16384
+# 5.58-5.59 vs 5.15-5.34; N 16 b8 2.59-3.03 vs 2.77-3.04, b4 2.53-2.95 vs 2.93-3.02 (at N 16 the
+# product per tile is cheap and the extra launch and read are not). Offline sm_90 builds (Triton
+# 3.6) of the dC kernel: 3784 -> 3288 SASS, barriers 32 -> 20, stack 632 -> 832 bytes.
 # (The dx/dB kernel keeps its own product: reading the tile there built larger, 4336 -> 4792.)
-CB = "tiles"
+# SSMZOO_SSD_CB overrides it.
+CB = os.environ.get("SSMZOO_SSD_CB", "auto")
 
 
 def _switch(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -100,9 +104,10 @@ def _switch(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def cb_once() -> bool:
-    """Whether the backward computes C . B once per chunk and group (see CB)."""
-    return _switch("CB", CB, ("tiles", "chunk")) == "chunk"
+def cb_once(n: int) -> bool:
+    """Whether the backward computes C . B once per chunk and group at d_state n (see CB)."""
+    cb = _switch("CB", CB, ("tiles", "chunk", "auto"))
+    return cb == "chunk" or (cb == "auto" and n > 64)
 
 
 def dcum_stable() -> bool:

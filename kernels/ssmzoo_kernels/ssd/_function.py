@@ -47,12 +47,10 @@ def ssd_bwd(dout: Tensor, dfinal: Tensor | None, x: Tensor, dt: Tensor, A: Tenso
     stable = _common.dcum_stable()  # one choice for the three kernels that share it
     dinit, dend = _bwd.state_passing_bwd(dstates, states, final, dfinal, cum, carried=stable)
     dx, dB, ddt, ddab, dD, tsb = _bwd.dx_db(x, dy, B, C, dt_proc, cum, dstates, D, stable)
-    cb = _bwd.chunk_cb(B, C, cum.shape[3]) if stable and _common.cb_once() else None
+    cb = _bwd.chunk_cb(B, C, cum.shape[3]) if stable and _common.cb_once(B.shape[-1]) else None
     dC, ddac = _bwd.dc(x, dy, B, C, dt_proc, cum, states, stable, cb)
-    dcum = ddac - ddab
-    dcum[..., -1] += dend
-    da = _bwd.log_decay_grad(dcum, tsb)
-    ddt_in, dA, ddt_bias = _bwd.dt_bwd(ddt, da, dt_proc, dt, A, dt_bias, dt_softplus, dt_limit)
+    ddt_in, dA, ddt_bias = _bwd.dt_bwd(ddt, ddac, ddab, dend, tsb, dt_proc, dt, A, dt_bias,
+                                       dt_softplus, dt_limit)
     return (dx, ddt_in, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
             dD.to(D.dtype) if dD is not None else None, dz,
             ddt_bias.to(dt_bias.dtype) if ddt_bias is not None else None, dinit)
