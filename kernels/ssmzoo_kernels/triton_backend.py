@@ -60,9 +60,9 @@ class TritonBackend(ScanBackend):
         return 20 if device_type == "cuda" else None
 
     def op_priority(self, op: str, device_type: str) -> int | None:
-        # The SSD kernels ran at 0.55-0.86x of mamba_ssm's Triton SSD in 5 of 8 cases on an H100
-        # and 1.02-1.07x in the three others (N 128), with less memory in all eight
-        # (docs/benchmarks.md, 2026-11-23): ahead of mamba_ssd (10) for ssd_scan.
+        # The SSD kernels ran at 0.42-0.95x of mamba_ssm's Triton SSD (its median over eight
+        # processes) in all 8 cases on an H100, with less memory in 7 (docs/benchmarks.md,
+        # 2026-11-23): ahead of mamba_ssd (10) for ssd_scan.
         if op == "ssd_scan" and device_type == "cuda":
             return 5
         return self.priority(device_type)
@@ -84,8 +84,8 @@ class TritonBackend(ScanBackend):
             "selective_scan: slower than mamba_ssm's CUDA kernel on an H100 so far "
             "(KERNEL_NOTES.md), so auto prefers 'cuda' when both can run a call, except calls "
             "with B_bias/C_bias (faster here: the biases are added inside the kernel); "
-            "ssd_scan: faster than mamba_ssm's Triton SSD in 5 of 8 measured cases and within 7% "
-            "in the others, with less memory in all, so auto prefers it",
+            "ssd_scan: faster than mamba_ssm's Triton SSD in the 8 measured cases (0.42-0.95x "
+            "its median time; docs/benchmarks.md), so auto prefers it",
         ]
 
     def supports_selective_scan(self, call: SelectiveScanCall) -> tuple[bool, str]:

@@ -261,7 +261,7 @@ def test_chunk_cb_once(monkeypatch):
     from ssmzoo_kernels.ssd import _bwd
 
     torch.manual_seed(11)
-    B, C = torch.randn(2, 21, 2, 16), torch.randn(2, 21, 2, 16)
+    B, C = torch.randn(2, 21, 2, 16, device=DEVICE), torch.randn(2, 21, 2, 16, device=DEVICE)
     cb = _bwd.chunk_cb(B, C, 8)  # chunks of 8: 8 + 8 + 5 positions
     assert cb.shape == (2, 3, 2, 8, 8) and cb.dtype == torch.float32
     want = torch.einsum("btgn,bsgn->bgts", C[:, 8:16], B[:, 8:16])
