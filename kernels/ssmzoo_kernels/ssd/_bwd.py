@@ -427,7 +427,8 @@ def chunk_cb(B: torch.Tensor, C: torch.Tensor, Q: int) -> torch.Tensor:
 
 @triton.jit
 def _dt_bwd_kernel(
-    ddt_ptr, ddac_ptr, ddab_ptr, dend_ptr, tsb_ptr, dtp_ptr, dt_ptr, A_ptr, bias_ptr, g_ptr, dA_ptr, dbias_ptr,
+    ddt_ptr, ddac_ptr, ddab_ptr, dend_ptr, tsb_ptr, dtp_ptr, dt_ptr, A_ptr, bias_ptr,
+    g_ptr, dA_ptr, dbias_ptr,
     L, H, Q, nchunks,
     s_dt_b, s_dt_l, s_dt_h,
     dt_min, dt_max,
@@ -435,9 +436,10 @@ def _dt_bwd_kernel(
     BLOCK_Q: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     """One chunk of one batch row for BLOCK_H heads: d cum (C . dC - B . dB, plus the chunk-end
-    term at the chunk's last step), the per-step log-decay gradient (its reverse cumsum, plus the chunk-state terms' exclusive cumsum), then dt's gradient through
-    clamp, softplus and bias, stored in dt's layout; dA and d dt_bias summed over the chunk into
-    this program's row of the partial sums."""
+    term at the chunk's last step), the per-step log-decay gradient (its reverse cumsum, plus the
+    chunk-state terms' exclusive cumsum), then dt's gradient through clamp, softplus and bias,
+    stored in dt's layout; dA and d dt_bias summed over the chunk into this program's row of the
+    partial sums."""
     pid_b = tl.program_id(0)
     pid_c = tl.program_id(1)
     offs_t = tl.arange(0, BLOCK_Q)
@@ -477,8 +479,7 @@ def _dt_bwd_kernel(
 
 
 def dt_bwd(ddt: torch.Tensor, ddac: torch.Tensor, ddab: torch.Tensor, dend: torch.Tensor,
-           tsb: torch.Tensor | None,
-           dt_proc: torch.Tensor, dt: torch.Tensor, A: torch.Tensor,
+           tsb: torch.Tensor | None, dt_proc: torch.Tensor, dt: torch.Tensor, A: torch.Tensor,
            dt_bias: torch.Tensor | None, softplus: bool, limit: tuple[float, float]
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Gradients of dt (dt's dtype, (batch, length, heads)), A (float32) and dt_bias (float32)
@@ -486,10 +487,10 @@ def dt_bwd(ddt: torch.Tensor, ddac: torch.Tensor, ddab: torch.Tensor, dend: torc
     C_t . dC_t - B_t . dB_t per head (``ddac`` - ``ddab``, both (batch, heads, nchunks, Q) like
     ``ddt``), plus at each chunk's last step the gradient of its total log-decay through the
     state passed on (``dend``, (batch, heads, nchunks)). The gradient of each step's log-decay
-    a_r (cum_t = sum_{r<=t} a_r) is the reverse cumsum of d cum, plus, with the stable form (DCUM), the chunk-state
-    terms' forward exclusive cumsum (``tsb``: a chunk-state term at s depends on
-    cum_end - cum_s, the a_r with r > s). One launch; dA and d dt_bias are summed per (batch row,
-    chunk) and then over those rows, in a fixed order."""
+    a_r (cum_t = sum_{r<=t} a_r) is the reverse cumsum of d cum, plus, with the stable form
+    (DCUM), the chunk-state terms' forward exclusive cumsum (``tsb``: a chunk-state term at s
+    depends on cum_end - cum_s, the a_r with r > s). One launch; dA and d dt_bias are summed
+    per (batch row, chunk), then over those rows in a fixed order."""
     bsz, L, H = dt.shape
     nc, Q = ddac.shape[2], ddac.shape[3]
     g = torch.empty(bsz, L, H, device=dt.device, dtype=dt.dtype)
