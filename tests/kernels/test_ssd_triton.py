@@ -239,15 +239,17 @@ def test_auto_cb_by_d_state(monkeypatch):
         assert [_common.cb_once(n) for n in (16, 64, 128)] == want, mode
 
 
-@pytest.mark.parametrize(("switch", "value", "check", "nearest"), [
-    ("CB", "chnk", lambda: ssd_common.cb_once(16), "chunk"),
-    ("DCUM", "stabel", lambda: ssd_common.dcum_stable(), "stable"),
-    ("STATES", "inptu", lambda: ssd_common.states_dtype(torch.bfloat16), "input"),
+@pytest.mark.parametrize(("switch", "shown", "value", "check", "nearest"), [
+    ("CB", r"CB \(or SSMZOO_SSD_CB\)", "chnk", lambda: ssd_common.cb_once(16), "chunk"),
+    ("DCUM", r"DCUM \(or SSMZOO_SSD_DCUM\)", "stabel", lambda: ssd_common.dcum_stable(),
+     "stable"),
+    ("STATES", "STATES", "inptu", lambda: ssd_common.states_dtype(torch.bfloat16), "input"),
 ])
-def test_switch_errors_name_the_nearest(monkeypatch, switch, value, check, nearest):
-    """A misspelt kernel switch fails with its name, the accepted values and the nearest one."""
+def test_switch_errors_name_the_nearest(monkeypatch, switch, shown, value, check, nearest):
+    """A misspelt kernel switch fails with its name (and its environment variable, where it has
+    one), the accepted values and the nearest one."""
     monkeypatch.setattr(ssd_common, switch, value)
-    with pytest.raises(ValueError, match=rf"{switch} = '{value}'; expected one of .*"
+    with pytest.raises(ValueError, match=rf"{shown} = '{value}'; expected one of .*"
                                          rf"did you mean '{nearest}'\?"):
         check()
 

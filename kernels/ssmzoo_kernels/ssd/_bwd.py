@@ -28,6 +28,7 @@ from ssmzoo_kernels.ssd._common import (
     block,
     config,
     dot_precision,
+    dt_heads_per_program,
     head_split,
     interpreting,
     order,
@@ -496,7 +497,7 @@ def dt_bwd(ddt: torch.Tensor, ddac: torch.Tensor, ddab: torch.Tensor, dend: torc
     g = torch.empty(bsz, L, H, device=dt.device, dtype=dt.dtype)
     parts = torch.empty(2, bsz * nc, H, device=dt.device, dtype=torch.float32)
     bq = block(Q, lo=1)
-    block_h = 1 if interpreting() else max(1, min(8, 4096 // bq))
+    block_h = dt_heads_per_program(bq)
     _dt_bwd_kernel[(bsz, nc, triton.cdiv(H, block_h))](
         ddt, ddac, ddab, dend, tsb if tsb is not None else ddt, dt_proc, dt, A,
         dt_bias if dt_bias is not None else A, g, parts[0], parts[1],

@@ -106,13 +106,13 @@ def _switch(name: str, value: str, allowed: tuple[str, ...]) -> str:
 
 def cb_once(n: int) -> bool:
     """Whether the backward computes C . B once per chunk and group at d_state n (see CB)."""
-    cb = _switch("CB", CB, ("tiles", "chunk", "auto"))
+    cb = _switch("CB (or SSMZOO_SSD_CB)", CB, ("tiles", "chunk", "auto"))
     return cb == "chunk" or (cb == "auto" and n > 64)
 
 
 def dcum_stable() -> bool:
     """Whether the backward forms the log-decays' gradient the stable way (see DCUM)."""
-    return _switch("DCUM", DCUM, ("stable", "identity")) == "stable"
+    return _switch("DCUM (or SSMZOO_SSD_DCUM)", DCUM, ("stable", "identity")) == "stable"
 
 
 def order(kind: str, n: int) -> int:
@@ -126,6 +126,12 @@ def order(kind: str, n: int) -> int:
 def states_dtype(x_dtype: torch.dtype) -> torch.dtype:
     """The dtype the entering states are stored in (see STATES)."""
     return torch.float32 if _switch("STATES", STATES, ("float32", "input")) == "float32" else x_dtype
+
+
+def dt_heads_per_program(block_q: int) -> int:
+    """Heads per program of the dt kernels (forward dt/cumsum, backward dt/log-decays): up to 8,
+    with at most 4096 elements of (chunk, heads) per program; 1 under the interpreter."""
+    return 1 if interpreting() else max(1, min(8, 4096 // block_q))
 
 
 def config(kernel: str, q: int, n: int) -> dict[str, int]:

@@ -19,7 +19,15 @@ import torch
 import triton
 import triton.language as tl
 
-from ssmzoo_kernels.ssd._common import TUNING, block, config, dot_precision, interpreting, order
+from ssmzoo_kernels.ssd._common import (
+    TUNING,
+    block,
+    config,
+    dot_precision,
+    dt_heads_per_program,
+    interpreting,
+    order,
+)
 
 
 @triton.jit
@@ -319,7 +327,7 @@ def dt_cumsum(dt: torch.Tensor, A: torch.Tensor, dt_bias: torch.Tensor | None, Q
     nc = triton.cdiv(L, Q)
     dt_out = torch.empty(bsz, H, nc, Q, device=dt.device, dtype=torch.float32)
     cum = torch.empty_like(dt_out)
-    block_h = 1 if interpreting() else max(1, min(8, 4096 // block(Q, lo=1)))
+    block_h = dt_heads_per_program(block(Q, lo=1))
     _dt_cumsum_kernel[(bsz, nc, triton.cdiv(H, block_h))](
         dt, A, dt_bias if dt_bias is not None else dt, dt_out, cum,
         L, H, Q, nc, *dt.stride(), float(limit[0]), float(limit[1]),
