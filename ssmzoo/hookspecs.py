@@ -6,24 +6,23 @@ A plugin is a module named in the ``ssmzoo`` entry-point group whose functions a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pluggy
 
-if TYPE_CHECKING:
-    from ssmzoo.registry import Registry
+# ``registry`` is an ssmzoo.registry.Registry; typed Any so this module imports nothing of ssmzoo.
 
 hookspec = pluggy.HookspecMarker("ssmzoo")
 hookimpl = pluggy.HookimplMarker("ssmzoo")
 
 
 @hookspec
-def ssmzoo_register_units(registry: Registry) -> None:
+def ssmzoo_register_units(registry: Any) -> None:
     """Register units: ``registry.unit(name, factory, doc=..., paper=..., role="core"|"block")``."""
 
 
 @hookspec
-def ssmzoo_register_variants(registry: Registry) -> None:
+def ssmzoo_register_variants(registry: Any) -> None:
     """Register named variants: ``registry.variant(name, spec, doc=...)``.
 
     Called after every plugin's units are registered, so a variant may name another plugin's unit.
@@ -31,15 +30,15 @@ def ssmzoo_register_variants(registry: Registry) -> None:
 
 
 @hookspec
-def ssmzoo_register_backends(registry: Registry) -> None:
+def ssmzoo_register_backends(registry: Any) -> None:
     """Register scan backends: ``registry.backend(name, backend)`` (a ``ScanBackend`` instance)."""
 
 
 @hookspec
-def ssmzoo_register_tasks(registry: Registry) -> None:
+def ssmzoo_register_tasks(registry: Any) -> None:
     """Register tasks: ``registry.task(name, factory, doc=...)``."""
 
 
 @hookspec
-def ssmzoo_register_models(registry: Registry) -> None:
+def ssmzoo_register_models(registry: Any) -> None:
     """Register model kinds (``lm``, ``classifier``, ...): ``registry.model(name, factory, doc=...)``."""

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +34,10 @@ from ssmzoo.hparams import HParam, coerce, declared
 from ssmzoo.spec import Spec, SpecLike, parse
 
 if TYPE_CHECKING:
-    from ssmzoo.plugins import PluginInfo
     from ssmzoo.scan.backend import ScanBackend
 
-__all__ = ["Registry", "Entry", "Variant", "Description", "get_registry", "natural_key"]
+__all__ = ["Registry", "Entry", "Variant", "Description", "Transaction", "get_registry",
+           "natural_key"]
 
 
 def natural_key(name: str) -> list[Any]:
@@ -130,6 +131,15 @@ class Description:
         return h.default_text
 
 
+@dataclass
+class Transaction:
+    """What one :meth:`Registry.transaction` registered (``(kind, name)`` pairs, in order)."""
+
+    owner: str
+    registered: list[tuple[str, str]] = field(default_factory=list)
+    rolled_back: bool = False
+
+
 class Registry:
     """Units, variants, models, backends and tasks, by name."""
 
@@ -141,7 +151,7 @@ class Registry:
         self._backends: dict[str, ScanBackend] = {}
         self._backend_plugin: dict[str, str] = {}
         self.current_plugin = "<direct>"
-        self.plugins: list[PluginInfo] = []
+        self.plugins: list[Any] = []  # ssmzoo.plugins.PluginInfo records, filled by the loader
 
     # ---- the verbs plugins call ---------------------------------------------------------------
     def _check_free(self, kind: str, name: str, table: dict[str, Any]) -> None:
@@ -196,7 +206,47 @@ class Registry:
         self._backends[name] = backend
         self._backend_plugin[name] = self.current_plugin
 
-    # ---- snapshots, for rolling back a plugin that failed half way ---------------------------
+    # ---- transactions: a plugin's registrations land whole or not at all ----------------------
+    @contextmanager
+    def transaction(self, owner: str) -> Iterator[Transaction]:
+        """Register as ``owner``; an exception inside the block removes everything it registered.
+
+        ::
+
+            with registry.transaction(owner="lru") as tx:
+                registry.unit("lru", LRU)
+            tx.registered  # [("unit", "lru")]
+
+        The exception propagates after the rollback (``tx.rolled_back`` is then true).
+        """
+        snap = self._snapshot()
+        previous, self.current_plugin = self.current_plugin, owner
+        tx = Transaction(owner)
+        try:
+            yield tx
+        except BaseException:
+            self._restore(snap)
+            tx.rolled_back = True
+            raise
+        else:
+            tx.registered = self._names_since(snap)
+        finally:
+            self.current_plugin = previous
+
+    def unregister(self, names: list[tuple[str, str]]) -> None:
+        """Remove ``(kind, name)`` pairs, as a transaction reports them (kind: unit, variant, ...)."""
+        tables = self._tables()
+        for kind, name in names:
+            if kind not in tables:
+                raise UnknownKeyError("registry.unregister", kind, tables)
+            tables[kind].pop(name, None)
+            if kind == "backend":
+                self._backend_plugin.pop(name, None)
+
+    def _tables(self) -> dict[str, dict[str, Any]]:
+        return {"unit": self._units, "variant": self._variants, "model": self._models,
+                "task": self._tasks, "backend": self._backends}
+
     def _snapshot(self) -> tuple[dict[str, Any], ...]:
         return (dict(self._units), dict(self._variants), dict(self._models), dict(self._tasks),
                 dict(self._backends), dict(self._backend_plugin))
@@ -373,6 +423,8 @@ def get_registry() -> Registry:
     """The registry, with every plugin of the ``ssmzoo`` entry-point group loaded (once)."""
     global _REGISTRY
     if _REGISTRY is None:
+        # The one place the registry meets the loader: a call-time import, so neither module
+        # imports the other at module level (plugins.py builds on this module's public API).
         from ssmzoo.plugins import load_plugins
 
         reg = Registry()

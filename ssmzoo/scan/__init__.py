@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ssmzoo.scan._validate import check_selective_scan, check_ssd_scan
 from ssmzoo.scan.backend import ScanBackend, SelectiveScanCall, SSDCall
-from ssmzoo.scan.dispatch import choose
+from ssmzoo.scan.dispatch import run
 
 __all__ = ["selective_scan", "ssd_scan", "ScanBackend", "SelectiveScanCall", "SSDCall"]
 
@@ -80,7 +80,7 @@ def selective_scan(
     """
     call = check_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                                 return_last_state, B_bias, C_bias, initial_state, discretization)
-    return choose("selective_scan", call, backend).selective_scan(call)
+    return run("selective_scan", call, backend)
 
 
 def ssd_scan(
@@ -131,4 +131,4 @@ def ssd_scan(
     """
     call = check_ssd_scan(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, dt_softplus,
                           dt_limit, return_final_states)
-    return choose("ssd_scan", call, backend).ssd_scan(call)
+    return run("ssd_scan", call, backend)

@@ -6,22 +6,61 @@ means never automatically on that device), refined per call by ``call_priority(o
 takes the first that is available and supports the call. A backend named explicitly must be able
 to run the call, or :class:`~ssmzoo.errors.BackendUnavailableError` says why; an unknown name
 raises :class:`~ssmzoo.errors.UnknownBackendError` listing the known ones.
+
+``SSMZOO_BLOCK_BACKENDS=name,other`` takes backends out of ``auto`` (and makes naming one
+explicitly an error). A backend that ``auto`` chose and that raises at call time is not silently
+replaced by another (that could change a researcher's numbers): :func:`run` re-raises it as
+:class:`~ssmzoo.errors.BackendUnavailableError` naming the backend and how to exclude it.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal
 
-from ssmzoo.errors import BackendUnavailableError, NoBackendError, ScanArgumentError
+from ssmzoo.errors import BackendUnavailableError, NoBackendError, ScanArgumentError, SSMZooError
 from ssmzoo.scan.backend import ScanBackend, SelectiveScanCall, SSDCall
 
 Op = Literal["selective_scan", "ssd_scan"]
 
 
+BLOCK_ENV = "SSMZOO_BLOCK_BACKENDS"
+
+
+def blocked() -> set[str]:
+    """Backend names listed in ``SSMZOO_BLOCK_BACKENDS`` (comma-separated)."""
+    return {n.strip() for n in os.environ.get(BLOCK_ENV, "").split(",") if n.strip()}
+
+
+def _hint(name: str) -> str:
+    return (f"exclude it with {BLOCK_ENV}={name}, or pass backend='reference' (or another "
+            "backend listed by `ssmzoo backends`)")
+
+
+def run(op: Op, call: SelectiveScanCall | SSDCall, backend: str) -> Any:
+    """Choose the backend for ``call`` and run it; an auto-chosen backend that raises is named."""
+    chosen = choose(op, call, backend)
+    fn = chosen.selective_scan if op == "selective_scan" else chosen.ssd_scan
+    if backend != "auto":
+        return fn(call)  # the user asked for this backend: its own error is the answer
+    try:
+        return fn(call)  # type: ignore[arg-type]
+    except SSMZooError:
+        raise  # a deliberate, already readable error (bad argument, ...)
+    except Exception as exc:
+        name = getattr(chosen, "name", "?")
+        raise BackendUnavailableError(
+            name, op, f"it was chosen by backend='auto' and failed with "
+            f"{type(exc).__name__}: {exc}; {_hint(name)}") from exc
+
+
 def _supports(backend: ScanBackend, op: Op, call: SelectiveScanCall | SSDCall) -> tuple[bool, str]:
     if op not in backend.ops:
         return False, f"backend {backend.name!r} does not implement {op}"
-    ok, why = backend.available()
+    try:
+        ok, why = backend.available()
+    except Exception as exc:  # a broken availability check is a reason, not a crash
+        return False, f"availability check failed: {type(exc).__name__}: {exc}"
     if not ok:
         return False, why or "not available"
     if op == "selective_scan":
@@ -53,17 +92,23 @@ def choose(op: Op, call: SelectiveScanCall | SSDCall, backend: str) -> ScanBacke
                                 f"{type(backend).__name__} {backend!r}")
     if backend != "auto":
         chosen = get_registry().get_backend(backend)  # UnknownBackendError lists the known ones
+        if backend in blocked():
+            raise BackendUnavailableError(backend, op, f"it is blocked by {BLOCK_ENV}")
         ok, why = _supports(chosen, op, call)
         if not ok:
             raise BackendUnavailableError(backend, op, why)
         return chosen
     reasons: dict[str, str] = {}
     ranked = []
+    skip = blocked()
     for i, (name, cand) in enumerate(candidates(op, call.device.type)):
         prio = cand.call_priority(op, call)
         if prio is not None:  # a backend may step out of auto for a call
             ranked.append((prio, i, name, cand))
     for _, _, name, cand in sorted(ranked, key=lambda r: r[:2]):
+        if name in skip:
+            reasons[name] = f"blocked by {BLOCK_ENV}"
+            continue
         ok, why = _supports(cand, op, call)
         if ok:
             return cand
