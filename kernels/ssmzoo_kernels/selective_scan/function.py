@@ -393,13 +393,24 @@ def _bwd(p: _Prepared, dout: Tensor, dlast: Tensor | None, cfg: KernelConfig | N
     return g
 
 
-def _vec16(p: _Prepared, dout: Tensor, bt: int) -> bool:
-    """Whether the backward's (channels, time) loads are provably 16-byte vectors of 8 16-bit
-    values, so that its tiles hold 8 consecutive steps per thread: 16-bit inputs, chunks of at
-    least 8 steps, a length and every channel/batch stride that Triton specialises as divisible by
-    16 (else the time mask or the row starts break the vectors and the layout changes)."""
+def _vec16(p: _Prepared, dout: Tensor, bt: int, bd: int, num_warps: int) -> bool:
+    """Whether the backward's scratch tiles may be stored by 16-byte vectors (``ASM4``): every
+    thread must hold runs of 4 consecutive, 16-byte aligned time steps of each (channels, time)
+    tile, for every program (rows past ``dim`` included: they store into the program's own
+    scratch, which has all ``bd`` rows).
+
+    The tile's layout follows its loads: Triton gives a thread min(v, bd·bt / (32·num_warps))
+    consecutive steps, v the vector its alignment analysis proves (8 for 16-byte loads of
+    16-bit values). So: 16-bit inputs, chunks of at least 8 steps, a length, every channel/batch
+    stride and base pointer that Triton specialises as divisible by 16 (else the time mask or
+    the row starts break the vectors), and a tile with at least 4 elements per thread (a
+    (4, 32) tile of 2 warps has 2 per thread, whose v4 stores then fault with a misaligned
+    address: dim 4, mamba_ssm's test shape; offline sm_90 builds: (4, 32) [1, 2], (8, 32)
+    [1, 4], (16, 32) [1, 8] per thread)."""
     ts = [p.u, p.delta, dout] + ([p.z] if p.z is not None else [])
     if bt < 8 or any(t.element_size() != 2 for t in ts):
+        return False
+    if bd * bt < 4 * 32 * num_warps:
         return False
     ints = [p.length] + [s for t in ts for s in (t.stride(0), t.stride(1))]
     return all(i % 16 == 0 for i in ints) and all(t.data_ptr() % 16 == 0 for t in ts)
@@ -443,6 +454,7 @@ def _launch_bwd3(p: _Prepared, dout: Tensor, dlast: Tensor | None, g: dict[str, 
         HAS_D=p.D is not None, HAS_Z=p.z is not None, HAS_DBIAS=p.delta_bias is not None,
         SOFTPLUS=p.softplus, HAS_BBIAS=p.B_bias is not None, HAS_CBIAS=p.C_bias is not None,
         ZOH=p.zoh, FAST=_fast(), BD=bd, BN=bn, BT=bt, SUM_SCRATCH=scratch,
-        ASM=BWD3_ASM_STORES and _fast(), ASM4=BWD3_ASM_STORES and _fast() and _vec16(p, dout, bt),
+        ASM=BWD3_ASM_STORES and _fast(),
+        ASM4=BWD3_ASM_STORES and _fast() and _vec16(p, dout, bt, bd, cfg.num_warps),
         RECOMPUTE_Y=ypre is None, num_warps=cfg.num_warps, **extra,
     )
