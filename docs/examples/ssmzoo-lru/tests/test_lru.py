@@ -71,3 +71,14 @@ def test_inside_a_builtin_block_and_model() -> None:
     model = ssmzoo.build_model("lm(mixer=mamba(core=lru(d_state=8)), d_model=16, n_layers=1, "
                                "vocab_size=32)")
     assert model(torch.randint(0, 32, (2, 9))).shape == (2, 9, 32)
+
+
+@pytest.mark.parametrize("name", ["lru", "lru-long"])
+def test_keeps_the_unit_contract(name: str) -> None:
+    """ssmzoo's unit contract (build, forward, gradients, step, state size, save/load, spec,
+    describe, spectrum scaling), called from the plugin's own suite; a paper and the spectrum
+    mixin are optional in the contract, and this plugin has both, so it requires them."""
+    import ssmzoo.testing
+
+    report = ssmzoo.testing.check_unit(name, require=("paper", "spectrum"))
+    assert not report.skipped
