@@ -123,14 +123,17 @@ def _import(ep: EntryPoint) -> ModuleType:
 
 
 def _register(registry: Registry, pm: pluggy.PluginManager,
-              modules: list[tuple[PluginInfo, ModuleType]]) -> None:
-    """Phase by phase, plugin by plugin, each call in its own transaction."""
+              modules: list[tuple[PluginInfo, ModuleType]], every: list[ModuleType]) -> None:
+    """Phase by phase, plugin by plugin, each call in its own transaction.
+
+    ``every`` is every imported plugin module; each call leaves out all but the plugin's own.
+    """
     failed: set[str] = set()
     for phase in PHASES:
         for info, _module in modules:
             if info.name in failed:
                 continue
-            others = [m for i, m in modules if i is not info]
+            others = [m for m in every if m is not _module]
             caller = pm.subset_hook_caller(phase, remove_plugins=others)
             try:
                 with registry.transaction(owner=info.name) as tx:
@@ -185,6 +188,7 @@ def load_plugins(registry: Registry, eps: list[EntryPoint] | None = None) -> lis
             _fail(info, exc, "import")
             continue
         groups[0 if info.builtin else 1].append((info, module))
+    every = [m for group in groups for _, m in group]
     for group in groups:
-        _register(registry, pm, group)
+        _register(registry, pm, group, every)
     return registry.plugins

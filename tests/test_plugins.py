@@ -20,9 +20,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """The three fixture plugin packages, pip-installed into one target directory."""
+    """The fixture plugin packages, pip-installed into one target directory."""
     target = tmp_path_factory.mktemp("site")
-    for pkg in ("ssmzoo-toy", "ssmzoo-broken", "ssmzoo-dup"):
+    for pkg in ("ssmzoo-toy", "ssmzoo-broken", "ssmzoo-dup", "ssmzoo-shadow", "ssmzoo-slow"):
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
              "--no-index", "--target", str(target), str(FIXTURES / pkg)],
@@ -92,6 +92,34 @@ def test_blocking_a_plugin(site):
     assert out.stdout.count("[blocked]") == 2
 
 
+def test_third_party_cannot_replace_a_builtin(site):
+    # aa-shadow sorts before every built-in and registers "shadow-ok" then "s6" (an Identity)
+    code = textwrap.dedent("""
+        import ssmzoo
+        from ssmzoo.cli import main
+        from ssmzoo.registry import get_registry
+        m = ssmzoo.build("s6", d_model=16)
+        print("S6CLASS", type(m).__module__, type(m).__name__)
+        names = ssmzoo.list_units()
+        assert "mamba" in names and "s6-alg2" in names, names
+        assert "shadow-ok" not in names, "the shadowing plugin was not rolled back whole"
+        info = {i.name: i for i in get_registry().plugins}
+        assert info["aa-shadow"].state == "failed" and info["s6"].state == "loaded"
+        assert info["s6"].builtin and not info["aa-shadow"].builtin
+        main(["plugins"])
+    """)
+    out = run(site, code=code, env={"SSMZOO_BLOCK_PLUGINS": "broken,zz-dup"})
+    assert out.returncode == 0, out.stderr
+    line = next(t for t in out.stdout.splitlines() if t.startswith("S6CLASS"))
+    assert "ssmzoo_s6" in line and "Identity" not in line
+    block = out.stdout[out.stdout.index("aa-shadow"):]
+    assert "[failed]" in block.splitlines()[0]
+    error = next(t for t in block.splitlines() if "error:" in t)
+    assert "'s6' is registered twice" in error and "'aa-shadow'" in error
+    assert "plugin 's6'" in error and "built-ins cannot be replaced" in error
+    assert out.stderr.count("ssmzoo plugin 'aa-shadow'") == 1  # warned once
+
+
 # ---- in-process: entry points made by hand ----------------------------------------------------
 def _ep(name, module):
     return EntryPoint(name=name, value=module, group="ssmzoo")
@@ -155,3 +183,22 @@ def test_import_loads_no_plugin_and_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) < 1000
+
+
+def test_slow_plugin_import_is_named_once(site, tmp_path, monkeypatch, capsys):
+    import ssmzoo.plugins as plugins
+
+    (tmp_path / "zoo_quick.py").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for mod in ("ssmzoo_slow", "zoo_quick"):
+        monkeypatch.delitem(sys.modules, mod, raising=False)
+    monkeypatch.setattr(plugins, "SLOW_IMPORT_SECONDS", 0.1)
+    monkeypatch.setenv("SSMZOO_TEST_SLOW_SLEEP", "0.5")
+    monkeypatch.delenv("SSMZOO_STRICT_PLUGINS", raising=False)
+    infos = load_plugins(Registry(), [_ep("quick", "zoo_quick"), _ep("slow", "ssmzoo_slow")])
+    assert [i.state for i in infos] == ["loaded", "loaded"]
+    err = capsys.readouterr().err
+    assert err.count("still importing plugin") == 1  # once, and not for the quick plugin
+    assert "still importing plugin 'slow' (0.1 s)" in err
+    assert "SSMZOO_BLOCK_PLUGINS=slow" in err and "--block-plugin slow" in err
