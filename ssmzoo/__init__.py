@@ -10,6 +10,7 @@ filled on first use, and every public name below is imported when first touched.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +32,8 @@ _LAZY = {
     "errors": "ssmzoo.errors",
 }
 
-__all__ = ["hookimpl", "list_units", "describe", "build", "build_model", "build_task", "__version__",
-           *_LAZY]
+__all__ = ["hookimpl", "list_units", "list_models", "list_tasks", "describe", "build", "build_model",
+           "build_task", "__version__", *_LAZY]
 
 if TYPE_CHECKING:
     from ssmzoo.registry import Description
@@ -46,6 +47,22 @@ def list_units(pattern: str = "*", *, variants: bool = True) -> list[str]:
     return get_registry().list_units(pattern, variants=variants)
 
 
+def list_models(pattern: str = "*") -> list[str]:
+    """Names of model kinds (``lm``, ``classifier``, ...) matching a wildcard, naturally sorted."""
+    from ssmzoo.registry import get_registry, natural_key
+
+    names = get_registry().models
+    return sorted((n for n in names if fnmatch.fnmatchcase(n, pattern)), key=natural_key)
+
+
+def list_tasks(pattern: str = "*") -> list[str]:
+    """Names of tasks (``mqar``, ``sdigits``, ...) matching a wildcard, naturally sorted."""
+    from ssmzoo.registry import get_registry, natural_key
+
+    names = get_registry().tasks
+    return sorted((n for n in names if fnmatch.fnmatchcase(n, pattern)), key=natural_key)
+
+
 def describe(name: str) -> Description:
     """A unit's or variant's hyperparameters (defaults and docs), paper and variants.
 
@@ -56,13 +73,18 @@ def describe(name: str) -> Description:
     return get_registry().describe(name)
 
 
-def build(spec: SpecLike, d_model: int) -> Any:
+def build(spec: SpecLike, d_model: int, **overrides: Any) -> Any:
     """Build a unit from a spec such as ``"b2s6(h=8, bias=false)"`` at width ``d_model``.
 
-    Returns an ``nn.Module`` mapping (batch, length, d_model) to (batch, length, d_model).
+    Keyword ``overrides`` replace (or add) hyperparameters of the spec, validated like the spec's
+    own: ``build("b2s6", 64, h=4)`` is ``build("b2s6(h=4)", 64)``. Returns an ``nn.Module``
+    mapping (batch, length, d_model) to (batch, length, d_model).
     """
     from ssmzoo.registry import get_registry
+    from ssmzoo.spec import parse
 
+    if overrides:
+        spec = parse(spec).replace(**overrides)
     return get_registry().build(spec, d_model=d_model)
 
 
