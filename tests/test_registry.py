@@ -216,3 +216,109 @@ def test_every_name_is_described_and_documented(name):
 def test_real_registry_loaded_some_plugins():
     names = [p.name for p in get_registry().plugins]
     assert {"reference", "s4d", "s6", "mamba2", "b2s6", "kernels"} <= set(names)
+
+
+# ---- transactions -----------------------------------------------------------------------------
+def test_transaction_reports_what_it_registered_and_restores_the_owner() -> None:
+    reg = Registry()
+    with reg.transaction(owner="alpha") as tx:
+        reg.unit("ta", Core)
+        reg.variant("ta-v", "ta(k=2)")
+    assert tx.registered == [("unit", "ta"), ("variant", "ta-v")] and not tx.rolled_back
+    assert reg.units["ta"].plugin == "alpha" and reg.current_plugin == "<direct>"
+
+
+def test_transaction_rolls_back_everything_on_error() -> None:
+    reg = Registry()
+    reg.unit("keep", Core)
+    with pytest.raises(DuplicateNameError, match="'keep'.*'<direct>'.*'beta'"):
+        with reg.transaction(owner="beta") as tx:
+            reg.unit("gone", Core)
+            reg.unit("keep", Core)
+    assert tx.rolled_back and tx.registered == []
+    assert reg.list_units() == ["keep"] and reg.current_plugin == "<direct>"
+
+
+def test_unregister_names_a_bad_kind() -> None:
+    reg = Registry()
+    with reg.transaction(owner="a") as tx:
+        reg.unit("x1", Core)
+    reg.unregister(tx.registered)
+    assert reg.list_units() == []
+    with pytest.raises(UnknownKeyError, match="'units'.*did you mean 'unit'"):
+        reg.unregister([("units", "x1")])
+
+
+def test_registry_plugins_hookspecs_import_no_circle() -> None:
+    """Module-level imports (TYPE_CHECKING blocks included) among the three form no cycle."""
+    import ast
+    import importlib.util
+
+    mods = ("ssmzoo.registry", "ssmzoo.plugins", "ssmzoo.hookspecs")
+    graph: dict[str, set[str]] = {}
+    for mod in mods:
+        tree = ast.parse(open(importlib.util.find_spec(mod).origin).read())
+        found: set[str] = set()
+        stack = list(tree.body)
+        while stack:  # module level and inside if/try at module level, never in functions
+            node = stack.pop()
+            if isinstance(node, (ast.If, ast.Try)):
+                stack += node.body + node.orelse + getattr(node, "finalbody", [])
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[mod] = {m for m in mods if m in found and m != mod}
+    assert graph["ssmzoo.hookspecs"] == set()
+    assert graph["ssmzoo.registry"] == set()  # the registry knows no loader and no hookspec
+    assert graph["ssmzoo.plugins"] == {"ssmzoo.registry", "ssmzoo.hookspecs"}
+
+
+# ---- a backend that fails at call time under auto ---------------------------------------------
+def _scan_inputs():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(2, 4, 7, generator=g)
+    return dict(u=u, delta=torch.rand(2, 4, 7, generator=g), A=-torch.rand(4, 3, generator=g),
+                B=torch.randn(4, 3, generator=g), C=torch.randn(4, 3, generator=g))
+
+
+def test_auto_backend_that_raises_is_named_with_how_to_exclude_it(monkeypatch) -> None:
+    from ssmzoo.errors import BackendUnavailableError
+    from ssmzoo.scan.backend import ScanBackend
+    from ssmzoo.scan.reference import ReferenceBackend
+
+    class Exploding(ScanBackend):
+        name, ops = "boom", ("selective_scan",)
+
+        def available(self):
+            return True, ""
+
+        def priority(self, device_type):
+            return -100  # before the reference
+
+        def supports_selective_scan(self, call):
+            return True, ""
+
+        def selective_scan(self, call):
+            raise RuntimeError("kernel exploded")
+
+    reg = Registry()
+    reg.backend("reference", ReferenceBackend())
+    reg.backend("boom", Exploding())
+    monkeypatch.setattr(ssmzoo.registry, "get_registry", lambda: reg)
+    monkeypatch.delenv("SSMZOO_BLOCK_BACKENDS", raising=False)
+    with pytest.raises(BackendUnavailableError) as info:
+        ssmzoo.selective_scan(**_scan_inputs())
+    msg = str(info.value)
+    assert "backend 'boom'" in msg and "RuntimeError: kernel exploded" in msg
+    assert "SSMZOO_BLOCK_BACKENDS=boom" in msg and isinstance(info.value.__cause__, RuntimeError)
+    # the hint works: blocked, auto takes the reference and gives its numbers
+    monkeypatch.setenv("SSMZOO_BLOCK_BACKENDS", "boom")
+    kw = _scan_inputs()
+    out = ssmzoo.selective_scan(**kw)
+    ref = ssmzoo.selective_scan(**kw, backend="reference")
+    assert out.shape == (2, 4, 7) and bool((out == ref).all())
+    with pytest.raises(BackendUnavailableError, match="'boom'.*blocked by SSMZOO_BLOCK_BACKENDS"):
+        ssmzoo.selective_scan(**kw, backend="boom")
