@@ -34,6 +34,8 @@ from einops import rearrange
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ssmzoo.scan._math import dphi1
+
 LOG2E = 1.4426950408889634
 
 Pair = tuple[Tensor, "Tensor | None"]
@@ -282,18 +284,23 @@ class _Chunk:
         if self.zoh:
             gv = _mul(lam, (self.u, None), out=ws("x", cplx))  # x is no longer needed
             gu = _re_mulc(lam, self.v, out=t1).sum(3, keepdim=True)  # (b, q, J, 1, g, r)
-            # dL/d expm1(ΔA) = gv conj(W), added to dL/da (both have the derivative exp(ΔA))
-            _addmulc_(ga, gv, self.W)
+            # dL/dk for k = expm1(ΔA)/A = Δ·phi1(ΔA): gk = gv conj(B_in). Through k, ∂k/∂Δ =
+            # exp(ΔA) and ∂k/∂A = Δ²·phi1'(ΔA), the latter in a cancellation-free form (the
+            # split expm1(ΔA)·(1/A) would cancel between its two terms when |ΔA| is small)
+            gk = _mulc(gv, _expand(self.Bin, full))
+            gdt = _re_mulc(gk, a).sum(3, keepdim=True)  # (b, q, J, 1, g, r)
+            xa = (self.dt * self.A[0] if self.A[1] is None
+                  else torch.complex(self.dt * self.A[0], self.dt * self.A[1]))
+            dk = dphi1(xa) * (self.dt * self.dt)  # (b, q, J, n, g, r)
+            out["A_zoh"] = _reduce_pair(_mulc(gk, (dk.real, dk.imag) if cplx else (dk, None)),
+                                        self.A[0].shape)
+            del gk, dk, xa
             gW = _mulc(gv, self.em, out=ws("W", cplx))  # W is no longer needed
             assert self.invA is not None
             if needs["B"]:
                 gBin = _mulc(gW, self.invA, out=ws("v", cplx))  # nor v
                 out["Bv"] = _reduce_pair(gBin, self.Bv[0].shape) if self.Bv is not None else None
                 out["Bf"] = _reduce_pair(gBin, self.Bf[0].shape) if self.Bf is not None else None
-            if needs["invA"]:
-                out["invA"] = _reduce_pair(_mulc_reduce(gW, self.Bin, self.invA[0].shape,
-                                                        ws("g1", cplx)), self.invA[0].shape)
-            gdt = None
         else:
             if needs["B"]:
                 gBin = _mul(lam, (self.cu.expand(full), None), out=ws("x", cplx))
@@ -306,7 +313,8 @@ class _Chunk:
         gE = _mulc(ga, a, out=ws("lam", cplx))  # λ is no longer needed
         gdt_a = _re_mulc(gE, _expand(self.A, full), out=t1).sum(3, keepdim=True)
         gdt = gdt_a if gdt is None else gdt.add_(gdt_a)
-        out["A"] = _reduce_pair(_map(gE, lambda t: t.mul_(self.dt)), self.A[0].shape)
+        out["A"] = _add(_reduce_pair(_map(gE, lambda t: t.mul_(self.dt)), self.A[0].shape),
+                        out.pop("A_zoh", None))  # type: ignore[arg-type]
         out["dt"] = rearrange(gdt, "b i j 1 g r -> b (j i) (g r)")
         out["u"] = rearrange(gu, "b i j 1 g r -> b (j i) (g r)")
         for k in ("Bv", "Cv"):

@@ -106,3 +106,83 @@ def _sincos_impl(x):
             return sn, cs
         return impl
     return lambda x: (math.sin(x), math.cos(x))
+
+
+# phi1'(x) = (x e^x - expm1(x))/x² = sum_j (j+1)/(j+2)! x^j: the series on |x| < 1 (float32: 11
+# terms, float64: 18, each past the last below the dtype's rounding), the closed form
+# (e^x - expm1(x)/x)/x only for |x| >= 1, where it does not cancel
+_DPHI1 = [(j + 1) / math.factorial(j + 2) for j in range(18)]
+_DPHI1_32 = np.array(_DPHI1[:11], dtype=np.float32)
+_DPHI1_64 = np.array(_DPHI1, dtype=np.float64)
+
+
+def dphi1_(x, a, em):  # pragma: no cover - replaced inside compiled code
+    """phi1'(x) for real x, given a = e^x and em = e^x - 1 (compiled code only)."""
+    return (a - em / x) / x if x != 0 else 0.5
+
+
+def dphi1c_(xr, xi, ar, ai, emr, emi):  # pragma: no cover
+    """phi1'(x) for complex x = xr + i xi, as (re, im), given e^x and e^x - 1 (compiled only)."""
+    x = complex(xr, xi)
+    v = (complex(ar, ai) - complex(emr, emi) / x) / x if x != 0 else 0.5
+    return v.real, v.imag
+
+
+def _horner_src(name: str, terms: int, cplx: bool) -> str:
+    """Source of a loop-free Horner evaluation of the first ``terms`` coefficients (a loop here,
+    inside the kernels' parallel loops, would be mistaken for a reduction by the parallelizer)."""
+    if not cplx:
+        lines = [f"def {name}(x, C):", f"    p = C[{terms - 1}]"]
+        lines += [f"    p = p * x + C[{j}]" for j in range(terms - 2, -1, -1)]
+        return "\n".join(lines + ["    return p"])
+    lines = [f"def {name}(xr, xi, C):", f"    pr = C[{terms - 1}]", "    pi = xr - xr"]
+    for j in range(terms - 2, -1, -1):
+        lines += [f"    pr, pi = pr * xr - pi * xi + C[{j}], pr * xi + pi * xr"]
+    return "\n".join(lines + ["    return pr, pi"])
+
+
+_HORNER: dict[str, object] = {}
+for _name, _terms, _cplx in (("_h32", 11, False), ("_h64", 18, False), ("_hc32", 11, True),
+                             ("_hc64", 18, True)):
+    exec(_horner_src(_name, _terms, _cplx), _HORNER)  # noqa: S102 - generated polynomial
+    _HORNER[_name] = numba.njit(_HORNER[_name])
+
+
+@overload(dphi1_)
+def _dphi1_impl(x, a, em):
+    f32_ = x == types.float32
+    C = _DPHI1_32 if f32_ else _DPHI1_64
+    horner = _HORNER["_h32" if f32_ else "_h64"]
+
+    def impl(x, a, em):
+        p = horner(x, C)
+        one = x - x + C[0] * 2  # 1 in x's dtype
+        small = abs(x) < one
+        s = one if small else x
+        closed = (a - em / s) / s
+        return p if small else closed
+    return impl
+
+
+@overload(dphi1c_)
+def _dphi1c_impl(xr, xi, ar, ai, emr, emi):
+    f32_ = xr == types.float32
+    C = _DPHI1_32 if f32_ else _DPHI1_64
+    horner = _HORNER["_hc32" if f32_ else "_hc64"]
+
+    def impl(xr, xi, ar, ai, emr, emi):
+        pr, pi = horner(xr, xi, C)
+        one = xr - xr + C[0] * 2
+        small = xr * xr + xi * xi < one
+        sr = one if small else xr
+        si = pi - pi if small else xi
+        dn = sr * sr + si * si
+        # closed form: (e^x - em / x) / x
+        qr = (emr * sr + emi * si) / dn
+        qi = (emi * sr - emr * si) / dn
+        tr = ar - qr
+        ti = ai - qi
+        cr = (tr * sr + ti * si) / dn
+        ci = (ti * sr - tr * si) / dn
+        return (pr, pi) if small else (cr, ci)
+    return impl

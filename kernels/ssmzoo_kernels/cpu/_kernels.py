@@ -34,7 +34,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ssmzoo_kernels.cpu._fastmath import exp_, expm1_, sincos_
+from ssmzoo_kernels.cpu._fastmath import dphi1_, dphi1c_, exp_, expm1_, sincos_
 
 # reassoc lets the compiler vectorise the sums over the modes of a step; no nnan/ninf, so NaN and
 # inf still propagate as in the reference
@@ -106,7 +106,6 @@ def bwd_real(u, dt, A, Bv, Bc, Cv, Cc, h0, dy, dhL, has_Bv, has_Bc, has_Cv, has_
     nn = A.shape[1]
     zero = u.dtype.type(0.0)
     one = u.dtype.type(1.0)
-    half = u.dtype.type(0.5)
     pb = nd // Bv.shape[1] if has_Bv else nd
     pc = nd // Cv.shape[1] if has_Cv else nd
     per = nd // blocks
@@ -194,13 +193,10 @@ def bwd_real(u, dt, A, Bv, Bc, Cv, Cc, h0, dy, dhL, has_Bv, has_Bc, has_Cv, has_
                     gd += da * a_n * a
                     ga = da * d * a
                     if zoh:
-                        if a_n != zero:
-                            # k = (a - 1)/A: ∂k/∂Δ = a, ∂k/∂A = (Δa - k)/A
-                            gd += dk * a
-                            ga += dk * (d * a - k) / a_n
-                        else:
-                            gd += dk
-                            ga += dk * half * d * d
+                        # k = (a - 1)/A = Δ phi1(ΔA): ∂k/∂Δ = a, ∂k/∂A = Δ² phi1'(ΔA), the latter
+                        # by series near 0 (never (Δa - k)/A, which cancels there)
+                        gd += dk * a
+                        ga += dk * d * d * dphi1_(d * a_n, a, a - one)
                     else:
                         gd += dk
                     sA[n] += ga
@@ -295,7 +291,6 @@ def bwd_complex(u, dt, Ar, Ai, Bvr, Bvi, Bcr, Bci, Cvr, Cvi, Ccr, Cci, h0r, h0i,
     zero = u.dtype.type(0.0)
     one = u.dtype.type(1.0)
     two = u.dtype.type(2.0)
-    half = u.dtype.type(0.5)
     pb = nd // Bvr.shape[1] if has_Bv else nd
     pc = nd // Cvr.shape[1] if has_Cv else nd
     per = nd // blocks
@@ -442,20 +437,14 @@ def bwd_complex(u, dt, Ar, Ai, Bvr, Bvi, Bcr, Bci, Cvr, Cvi, Ccr, Cci, h0r, h0i,
                     gAr = d * (dar * ar + dai * ai)
                     gAi = d * (dai * ar - dar * ai)
                     if zoh:
-                        den = are * are + aim * aim
-                        if den != zero:
-                            # k = (a - 1)/A: ∂k/∂Δ = a, ∂k/∂A = w = (Δa - k)/A; dA += dk conj(w)
-                            gd += dkr * ar + dki * ai
-                            vr = d * ar - kr
-                            vi = d * ai - ki
-                            wr = (vr * are + vi * aim) / den
-                            wi = (vi * are - vr * aim) / den
-                            gAr += dkr * wr + dki * wi
-                            gAi += dki * wr - dkr * wi
-                        else:
-                            gd += dkr
-                            gAr += dkr * half * d * d
-                            gAi += dki * half * d * d
+                        # k = (a - 1)/A: ∂k/∂Δ = a, ∂k/∂A = w = Δ² phi1'(ΔA) (series near 0,
+                        # never (Δa - k)/A, which cancels there); dA += dk conj(w)
+                        gd += dkr * ar + dki * ai
+                        fr, fi = dphi1c_(d * are, d * aim, ar, ai, ar - one, ai)
+                        wr = d * d * fr
+                        wi = d * d * fi
+                        gAr += dkr * wr + dki * wi
+                        gAi += dki * wr - dkr * wi
                     else:
                         gd += dkr
                     sAr[n] += gAr
