@@ -90,6 +90,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
+    from ssmzoo.scan.dispatch import blocked as blocked_backends
+
     reg = _registry()
     if not reg.backends:
         print("no scan backend is registered")
@@ -101,6 +103,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
             ok, reason = False, f"availability check failed: {type(exc).__name__}: {exc}"
         ops = ", ".join(getattr(backend, "ops", ())) or "-"
         state = "available" if ok else f"unavailable: {reason}"
+        if name in blocked_backends():
+            state += " [blocked by SSMZOO_BLOCK_BACKENDS: not used by 'auto']"
         print(f"{name:<12} [{ops}] {state}  (plugin {reg.backend_plugin(name)})")
         desc = getattr(backend, "description", "")
         if desc:
@@ -118,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--block-plugin", action="append", default=[], metavar="NAME",
                         help="do not load this plugin (repeatable; or SSMZOO_BLOCK_PLUGINS=a,b)")
+    parser.add_argument("--block-backend", action="append", default=[], metavar="NAME",
+                        help="keep this scan backend out of 'auto' (repeatable; or "
+                        "SSMZOO_BLOCK_BACKENDS=a,b)")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -166,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ssmzoo.plugins import block
 
         block(*args.block_plugin)
+    if args.block_backend:  # read by ssmzoo.scan.dispatch at every call, also in worker processes
+        names = os.environ.get("SSMZOO_BLOCK_BACKENDS", "").split(",") + args.block_backend
+        os.environ["SSMZOO_BLOCK_BACKENDS"] = ",".join(n.strip() for n in names if n.strip())
     debug = args.debug or os.environ.get("SSMZOO_DEBUG") == "1"
     try:
         return int(args.func(args) or 0)
