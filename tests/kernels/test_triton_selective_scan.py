@@ -281,3 +281,26 @@ def test_bwd_ungated_output(case: ScanCase, kernel: str, recompute: bool, monkey
     monkeypatch.setattr(fn, "_launch_fwd", recording)
     test_matches_reference(case, nan_poison)
     assert copies == [not recompute]
+
+
+DEFAULT_BWD = fn.BWD_CONFIG[False]  # read at import, before the small_tiles fixture patches it
+
+
+@pytest.mark.parametrize("dim, per_group, ok", [
+    (4, None, False),  # mamba_ssm's test shape: a (4, 32) tile of 2 warps, 2 steps per thread
+    (2, None, False), (8, None, True), (2048, None, True), (2048, 4, False), (2048, 8, True),
+])
+def test_vector_stores_only_where_every_thread_holds_runs_of_four(dim, per_group, ok) -> None:
+    """The v3 backward's 16-byte scratch stores (``ASM4``) need 4 consecutive steps per thread
+    (offline sm_90 builds: the (channels, 32) tile of 2 warps holds min(8, channels / 2)); with
+    fewer they faulted with a misaligned address on an H200. The benchmark tile keeps them."""
+    length = 2048
+    u = torch.randn(2, dim, length, dtype=torch.float16)
+    B = (torch.randn(2, dim // per_group, 8, length, dtype=torch.float16) if per_group
+         else torch.randn(2, 8, length, dtype=torch.float16))
+    p = fn._prepare(u, u.clone(), -torch.rand(dim, 8), B, B.clone(), None, u.clone(), None, None,
+                    None, None, True, "euler")
+    cfg = DEFAULT_BWD
+    bt, bd = fn._block_t(cfg, u.dtype), p.block_d(cfg.block_d)
+    assert fn._vec16(p, u.clone(), bt, bd, cfg.num_warps) is ok
+    assert not fn._vec16(p, u.clone(), bt, bd, 8)  # the same tile over 8 warps: 1 per thread
