@@ -322,3 +322,16 @@ def test_auto_backend_that_raises_is_named_with_how_to_exclude_it(monkeypatch) -
     assert out.shape == (2, 4, 7) and bool((out == ref).all())
     with pytest.raises(BackendUnavailableError, match="'boom'.*blocked by SSMZOO_BLOCK_BACKENDS"):
         ssmzoo.selective_scan(**kw, backend="boom")
+
+
+def test_cli_block_backend_marks_it_and_keeps_it_out_of_auto(monkeypatch, capsys) -> None:
+    from ssmzoo.cli import main
+
+    monkeypatch.setenv("SSMZOO_BLOCK_BACKENDS", "")  # restored after the test
+    assert main(["--block-backend", "reference", "backends"]) == 0
+    line = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("reference "))
+    assert "blocked by SSMZOO_BLOCK_BACKENDS" in line
+    from ssmzoo.errors import BackendUnavailableError
+
+    with pytest.raises(BackendUnavailableError, match="'reference'.*blocked"):
+        ssmzoo.selective_scan(**_scan_inputs(), backend="reference")
