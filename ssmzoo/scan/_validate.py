@@ -1,7 +1,19 @@
 """Argument checks shared by ``selective_scan`` and ``ssd_scan``, done once before dispatch.
 
 Every check raises :class:`~ssmzoo.errors.ScanArgumentError` naming the function, the argument,
-what was expected and what was given. Nothing here computes anything: the validated tensors are
+what was expected and what was given.
+
+Flags (``delta_softplus``, ``return_last_state``, ``dt_softplus``, ``return_final_states``) must
+be real ``bool`` values: a string such as ``"no"`` is truthy and would silently mean True.
+
+Dtypes: ``delta`` and ``z`` have u's dtype in ``selective_scan``. Every other tensor
+(A, B, C, D, the biases, the initial state; for ``ssd_scan`` every tensor but x) may be float32 (mamba_ssm keeps A, D and delta_bias
+in float32 beside half-precision inputs) or u's dtype, complex ones by their real part. A float64
+tensor beside a float32 or half-precision u is refused: it would silently turn the whole scan
+into float64 arithmetic. Make u float64 too, or cast the tensor down.
+
+Sizes: batch, dim (heads, headdim) and d_state may be 0 where the result is an empty tensor of
+the right shape; length must be at least 1 (refused with a message). Nothing here computes anything: the validated tensors are
 packed unchanged into a :class:`~ssmzoo.scan.backend.SelectiveScanCall` or
 :class:`~ssmzoo.scan.backend.SSDCall`.
 """
@@ -58,6 +70,23 @@ class _Checker:
             raise self.fail(name, f"a tensor on {self.device} (the device of the first argument)", t)
         return t
 
+    def flag(self, name: str, value: object) -> bool:
+        """A real bool (a string such as 'no' is truthy and would silently mean True)."""
+        if not isinstance(value, bool):
+            raise self.fail(name, "a bool (True or False)",
+                            f"{type(value).__name__} {value!r}")
+        return value
+
+    def param_dtype(self, name: str, t: Tensor | None, ref_name: str, ref: Tensor) -> None:
+        """``t`` is float32 or ``ref``'s dtype (complex ``t`` by its real part)."""
+        if t is None:
+            return
+        real = t.real.dtype if t.is_complex() else t.dtype
+        if real not in (torch.float32, ref.dtype):
+            raise self.fail(name, f"dtype float32 or {ref.dtype} (the dtype of {ref_name!r}); a "
+                            f"{real} tensor beside a {ref.dtype} {ref_name!r} would silently change "
+                            f"the scan's precision: cast it, or make {ref_name!r} {real} too", t)
+
     def same_dtype(self, name: str, t: Tensor, ref_name: str, ref: Tensor) -> None:
         if t.dtype != ref.dtype:
             raise self.fail(name, f"dtype {ref.dtype} (the dtype of {ref_name!r})", t)
@@ -103,6 +132,11 @@ def check_selective_scan(
     if initial_state is not None:
         ck.tensor("initial_state", initial_state, [(b, d, n)],
                   "(batch, dim, d_state)" + (", complex like A" if cplx else ""), complex_ok=cplx)
+    for name, t in (("A", A), ("B", B), ("C", C), ("D", D), ("delta_bias", delta_bias),
+                    ("B_bias", B_bias), ("C_bias", C_bias), ("initial_state", initial_state)):
+        ck.param_dtype(name, t, "u", u)
+    delta_softplus = ck.flag("delta_softplus", delta_softplus)
+    return_last_state = ck.flag("return_last_state", return_last_state)
     if discretization not in DISCRETIZATIONS:
         hint = did_you_mean(str(discretization), DISCRETIZATIONS)
         raise ck.fail("discretization", f"one of {', '.join(map(repr, DISCRETIZATIONS))}",
@@ -180,6 +214,11 @@ def check_ssd_scan(
     if initial_states is not None:
         ck.tensor("initial_states", initial_states, [(b, h, p, n)],
                   "(batch, heads, headdim, d_state)")
+    for name, t in (("dt", dt), ("z", z), ("A", A), ("B", B), ("C", C), ("D", D), ("dt_bias", dt_bias),
+                    ("initial_states", initial_states)):
+        ck.param_dtype(name, t, "x", x)
+    dt_softplus = ck.flag("dt_softplus", dt_softplus)
+    return_final_states = ck.flag("return_final_states", return_final_states)
     try:
         lo, hi = (float(v) for v in dt_limit)
     except (TypeError, ValueError):
