@@ -371,6 +371,8 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="first N cases only (0: all)")
     ap.add_argument("--pytest", action="store_true",
                     help="then run the GPU test files with the same environment")
+    ap.add_argument("--budget", type=float, default=540,
+                    help="seconds for the whole run: pytest gets what the grid left")
     args = ap.parse_args()
     cases = ([] if args.only == "ssd" else scan_cases()) + ([] if args.only == "scan"
                                                              else ssd_cases())
@@ -383,13 +385,18 @@ def main() -> int:
     if args.pytest:
         files = [f"tests/kernels/{f}" for f in ("test_triton_selective_scan.py",
                                                 "test_ssd_triton.py", "test_cuda_backend.py")]
+        left = max(30.0, args.budget - (time.monotonic() - t0))
         with (args.out / "pytest.log").open("w") as log:
-            p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                "-rfEs", *files], env=environment(args.out), cwd=ROOT,
-                               stdout=log, stderr=subprocess.STDOUT)
-        print(f"pytest of the GPU test files: exit {p.returncode} (pytest.log): "
-              + (args.out / "pytest.log").read_text().strip().splitlines()[-1])
-        rc = rc or p.returncode
+            try:
+                code = subprocess.run(
+                    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs",
+                     *files], env=environment(args.out), cwd=ROOT, stdout=log,
+                    stderr=subprocess.STDOUT, timeout=left).returncode
+            except subprocess.TimeoutExpired:
+                code = f"timeout after {left:.0f} s"
+        tail = (args.out / "pytest.log").read_text().strip().splitlines()[-1:]
+        print(f"pytest of the GPU test files: exit {code} (pytest.log): {tail}")
+        rc = rc or (code if isinstance(code, int) else 1)
     return rc
 
 
