@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import math
 import os
 import random
 import subprocess
@@ -288,7 +289,11 @@ def _read(rf: Path) -> list[dict]:
     return [json.loads(x) for x in rf.read_text().splitlines() if x.strip()] if rf.exists() else []
 
 
-def run_all(cases: list[dict], out: Path, jobs: int, chunk: int, timeout: float) -> list[dict]:
+def run_all(cases: list[dict], out: Path, jobs: int, chunk: int, timeout: float,
+            budget: float = math.inf) -> list[dict]:
+    """Every case's result record; cases still unrun when ``budget`` seconds are spent are
+    recorded as "not run" (their workers killed), so a summary is always written."""
+    stop = time.monotonic() + budget
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     env = environment(out)
@@ -304,12 +309,20 @@ def run_all(cases: list[dict], out: Path, jobs: int, chunk: int, timeout: float)
         for item in list(running):
             tag, ch, proc, rf, deadline, log = item
             rc = proc.poll()
+            if rc is None and time.monotonic() >= stop:
+                deadline = 0.0
+                pending.clear()
             if rc is None and time.monotonic() < deadline:
                 continue
             if rc is None:
                 proc.kill()
                 proc.wait()
                 rc = "timeout"
+                if time.monotonic() >= stop:
+                    log.close()
+                    running.remove(item)
+                    results.update({r["name"]: r for r in _read(rf)})
+                    continue
             log.close()
             running.remove(item)
             done = {r["name"]: r for r in _read(rf)}
@@ -327,7 +340,9 @@ def run_all(cases: list[dict], out: Path, jobs: int, chunk: int, timeout: float)
             print(f"{tag}: exit {rc}, {len(rest)} case(s) without a result: one by one",
                   flush=True)
             pending += [(f"{tag}-{j:02d}", [c]) for j, c in enumerate(rest)]
-    return [results[case_name(c)] for c in cases]
+    return [results.get(case_name(c)) or {"name": case_name(c), "case": c, "status": "not run",
+                                           "message": "the time budget was spent"}
+            for c in cases]
 
 
 def summarize(results: list[dict], out: Path, seconds: float) -> int:
@@ -380,8 +395,9 @@ def main() -> int:
         cases = cases[:args.limit]
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    rc = summarize(run_all(cases, args.out, args.jobs, args.chunk, args.timeout), args.out,
-                   time.monotonic() - t0)
+    grid_budget = args.budget * (0.7 if args.pytest else 1.0)
+    rc = summarize(run_all(cases, args.out, args.jobs, args.chunk, args.timeout, grid_budget),
+                   args.out, time.monotonic() - t0)
     if args.pytest:
         files = [f"tests/kernels/{f}" for f in ("test_triton_selective_scan.py",
                                                 "test_ssd_triton.py", "test_cuda_backend.py")]
