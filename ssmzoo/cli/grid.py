@@ -27,6 +27,9 @@ def register(subparsers: Any) -> None:
     r.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
     r.add_argument("--address", help="Ray cluster address (default: start a local one)")
     r.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
+    r.add_argument("--lease", type=float, default=60.0, metavar="SECONDS",
+                   help="how long a claimed cell stays claimed without renewal (several runners "
+                        "on one directory; a dead runner's cell is taken over after this)")
     r.add_argument("--check", action="store_true", help="validate and list the cells, train nothing")
     r.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     r.set_defaults(func=run_run)
@@ -66,7 +69,8 @@ def run_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = run_grid(cfg, out=args.out, executor=args.executor, device=args.device,
                       retry_failed=args.retry_failed, address=args.address,
-                      num_cpus=args.num_cpus, progress=not args.quiet and sys.stderr.isatty())
+                      num_cpus=args.num_cpus, progress=not args.quiet and sys.stderr.isatty(),
+                      lease=args.lease)
     elapsed = time.perf_counter() - start
     files = write_report(result.out, plots=_have_matplotlib())
     if not args.quiet:
@@ -92,8 +96,8 @@ def run_report(args: argparse.Namespace) -> int:
     from ssmzoo.grid.report import load_rows
 
     name, rows = load_rows(args.dir)
-    write_report(args.dir, plots=not args.no_plots and _have_matplotlib())
     print(markdown(rows, title=f"grid {name}") if args.format == "md" else to_csv(rows), end="")
+    write_report(args.dir, plots=not args.no_plots and _have_matplotlib())
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ssmzoo.registry import Registry
 
-__all__ = ["run_cell", "versions"]
+__all__ = ["run_cell", "versions", "fresh_state"]
 
 
 def versions() -> dict[str, str]:
@@ -34,6 +34,31 @@ def versions() -> dict[str, str]:
     return out
 
 
+_BASE_THREADS: list[int] = []  # torch's thread count before the first cell of this process
+
+
+def fresh_state(seed: int) -> None:
+    """Put the process-wide state a cell's numbers depend on back to where a fresh process has it:
+    torch's CPU thread count (the reduction order of matmuls depends on it), the default dtype,
+    grad mode, and every global generator (Python, NumPy, torch CPU and CUDA) seeded from ``seed``.
+    A cell then computes the same bits alone or after any other cell."""
+    import random
+
+    import numpy as np
+    import torch
+
+    if not _BASE_THREADS:
+        _BASE_THREADS.append(torch.get_num_threads())
+    torch.set_num_threads(_BASE_THREADS[0])
+    torch.set_default_dtype(torch.float32)
+    torch.set_grad_enabled(True)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
 def run_cell(cell: dict[str, Any], *, grid: str = "", device: str | None = None,
              registry: Registry | None = None,
              progress: Callable[[int, float], None] | None = None) -> dict[str, Any]:
@@ -46,6 +71,7 @@ def run_cell(cell: dict[str, Any], *, grid: str = "", device: str | None = None,
     """
     from ssmzoo.train import TrainConfig, run
 
+    fresh_state(cell["seed"])
     start = time.perf_counter()
     train = dict(cell["train"])
     if device is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ssmzoo.errors import ConfigError, SSMZooError, UnknownKeyError, UnknownNameError, did_you_mean
+from ssmzoo.grid.store import SQLITE_INT_MAX, SQLITE_INT_MIN
 from ssmzoo.spec import parse
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def parse_grid(text: str, *, path: str = "<grid>", registry: Registry | None = N
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    cfg = GridConfig(name=str(data.get("name") or Path(path).stem), variants=[], tasks=[],
+    cfg = GridConfig(name=_grid_name(data, path, text), variants=[], tasks=[],
                      seeds=[], model={}, train={}, sweep={}, path=path, text=text,
                      description=str(data.get("description", "")))
     for key in data:
@@ -187,11 +188,35 @@ def parse_grid(text: str, *, path: str = "<grid>", registry: Registry | None = N
                                                       for s in seeds)):
         raise ConfigError(f"{_where(path, line_of(text, None, 'seeds'))}: seeds must be a "
                           f"non-empty list of ints, got {seeds!r}")
+    for s in seeds:
+        if not SQLITE_INT_MIN <= s <= SQLITE_INT_MAX:
+            raise ConfigError(f"{_where(path, line_of(text, None, 'seeds', s))}: seeds: {s} is "
+                              f"outside the integer range the results database stores "
+                              f"[{SQLITE_INT_MIN}, {SQLITE_INT_MAX}]")
     cfg.seeds = list(dict.fromkeys(seeds))
     cfg.model, cfg.train = dict(data.get("model", {})), dict(data.get("train", {}))
     cfg.sweep = dict(data.get("sweep", {}))
     _validate(cfg, registry)
     return cfg
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _grid_name(data: dict[str, Any], path: str, text: str) -> str:
+    """The grid's name: one folder name under ``runs/`` (letters, digits, ``.``, ``_``, ``-``)."""
+    if "name" not in data:
+        return Path(path).stem
+    name = data["name"]
+    where = _where(path, line_of(text, None, "name"))
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: name expects a string (a folder name), got {name!r} "
+                          f"({type(name).__name__}); did you mean {str(name)!r}?")
+    if not _NAME_RE.match(name) or ".." in name:
+        fixed = re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("..", "")).strip(".-_") or "grid"
+        raise ConfigError(f"{where}: name expects a folder name of letters, digits, '.', '_' and "
+                          f"'-' (results go to runs/NAME), got {name!r}; did you mean {fixed!r}?")
+    return name
 
 
 def _spec_list(cfg: GridConfig, data: dict[str, Any], key: str) -> list[str]:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ssmzoo.grid.store import Store
+from ssmzoo.grid.store import GridStoreError, Store
 
 __all__ = ["load_rows", "summarize", "markdown", "to_csv", "status_text", "final_metric",
            "write_report"]
@@ -24,7 +24,7 @@ __all__ = ["load_rows", "summarize", "markdown", "to_csv", "status_text", "final
 
 def load_rows(directory: str | Path) -> tuple[str, list[dict[str, Any]]]:
     """(grid name, cells of the latest plan in plan order; every recorded cell if no plan)."""
-    with Store(directory, create=False) as store:
+    with Store(directory, readonly=True) as store:
         plan = store.meta("plan")
         return store.meta("name", Path(directory).name), store.rows(plan)
 
@@ -151,7 +151,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 def status_text(directory: str | Path) -> str:
     """Cells planned, finished by status, pending; the first line of each failure."""
-    with Store(directory, create=False) as store:
+    with Store(directory, readonly=True) as store:
         plan = store.meta("plan") or []
         name = store.meta("name", Path(directory).name)
         statuses = store.statuses()
@@ -179,10 +179,15 @@ def write_report(directory: str | Path, *, plots: bool = True) -> dict[str, Path
     directory = Path(directory)
     name, rows = load_rows(directory)
     files = {"md": directory / "report.md", "csv": directory / "report.csv"}
-    files["md"].write_text(markdown(rows, title=f"grid {name}"))
-    files["csv"].write_text(to_csv(rows))
-    if plots and rows:
-        from ssmzoo.grid.plots import plot_all
+    try:
+        files["md"].write_text(markdown(rows, title=f"grid {name}"))
+        files["csv"].write_text(to_csv(rows))
+        if plots and rows:
+            from ssmzoo.grid.plots import plot_all
 
-        files.update(plot_all(rows, directory))
+            files.update(plot_all(rows, directory))
+    except OSError as exc:
+        raise GridStoreError(f"grid report: cannot write the report files into "
+                             f"{str(directory)!r}: {exc.strerror or exc} (the results are "
+                             f"intact; `ssmzoo grid report DIR` prints them)") from None
     return files

@@ -2,11 +2,21 @@
 
 Every cell is written to SQLite the moment it ends (by the driver, in the order results arrive),
 so a run killed at any point resumes where it stopped and never duplicates a cell.
+
+Several runners (separate ``ssmzoo grid run`` processes on one results directory) share the work:
+a runner trains a cell only after claiming it in the database (:meth:`Store.claim`), renews the
+claim's lease from a background thread while the cell trains, and skips cells another runner
+holds, coming back to them until they are recorded; a cell whose runner died is taken over once
+its lease (``lease`` seconds, default :data:`LEASE`) runs out. Each cell is trained once.
 """
 
 from __future__ import annotations
 
 import os
+import platform
+import threading
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +30,57 @@ from ssmzoo.grid.store import DONE, Store
 if TYPE_CHECKING:
     from ssmzoo.registry import Registry
 
-__all__ = ["run_grid", "GridRun", "plan"]
+__all__ = ["run_grid", "GridRun", "plan", "runner_id", "LEASE"]
 
 EXECUTORS = ("local", "ray")
+LEASE = 60.0  # seconds a claim lives without renewal; renewed every third of it
+
+
+def runner_id() -> str:
+    """A name for this runner, unique across processes and hosts: ``host:pid:random``."""
+    return f"{platform.node() or 'host'}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class _Renewer:
+    """Renews this runner's leases on the cells it holds, from a thread with its own connection."""
+
+    def __init__(self, out: Path, runner: str, lease: float):
+        self.out, self.runner, self.lease = out, runner, lease
+        self.keys: set[str] = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="ssmzoo-lease", daemon=True)
+        self.thread.start()
+
+    def hold(self, key: str) -> None:
+        with self.lock:
+            self.keys.add(key)
+
+    def drop(self, key: str) -> None:
+        with self.lock:
+            self.keys.discard(key)
+
+    def _loop(self) -> None:
+        store = None
+        try:
+            while not self.stop.wait(self.lease / 3):
+                with self.lock:
+                    keys = list(self.keys)
+                if not keys:
+                    continue
+                store = store or Store(self.out)
+                for key in keys:
+                    if not store.renew(key, self.runner, lease=self.lease):
+                        self.drop(key)  # taken over: the result will not be written
+        except Exception:  # a failed renewal only risks a second training, never a lost row
+            pass
+        finally:
+            if store is not None:
+                store.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
 
 
 @dataclass
@@ -93,12 +151,16 @@ class _Progress:
 def run_grid(grid: str | GridConfig, *, out: str | Path | None = None, executor: str = "local",
              device: str | None = None, retry_failed: bool = False, address: str | None = None,
              num_cpus: int | None = None, registry: Registry | None = None,
-             progress: bool = True) -> GridRun:
+             progress: bool = True, lease: float = LEASE) -> GridRun:
     """Run a grid file (path or built-in name) into ``out`` (default ``runs/NAME``).
 
     ``executor="ray"`` runs cells as Ray tasks on a local cluster started for the run (``num_cpus``
     CPUs) or on the cluster at ``address``; with ``device="cuda"`` each cell asks for one GPU.
+    Other runners may work on the same ``out`` at once: cells are claimed with a lease of
+    ``lease`` seconds (see the module's docstring), so each is trained by one runner only.
     """
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
+        raise ConfigError(f"grid run: lease expects a positive number of seconds, got {lease!r}")
     if executor not in EXECUTORS:
         from ssmzoo.errors import did_you_mean
 
@@ -113,23 +175,62 @@ def run_grid(grid: str | GridConfig, *, out: str | Path | None = None, executor:
                        plan=[c.key for c in cfg.cells])
         todo, skipped = plan(cfg, store, retry_failed=retry_failed)
         bar = _Progress(len(cfg.cells), len(cfg.cells) - len(todo), progress)
+        runner = runner_id()
+        renewer = _Renewer(out, runner, float(lease))
         try:
             if executor == "local":
-                for cell in todo:
-                    record = run_cell(cell.to_dict(), grid=cfg.name, device=device,
-                                      registry=registry, progress=bar.cell(cell))
-                    store.write(record)
-                    bar.advance(record)
+                ran = _run_local(cfg, todo, store, bar, renewer, device=device,
+                                 registry=registry, retry_failed=retry_failed)
             elif todo:
-                _run_ray(cfg, todo, store, bar, device=device, address=address, num_cpus=num_cpus)
+                ran = _run_ray(cfg, todo, store, bar, renewer, device=device, address=address,
+                               num_cpus=num_cpus, retry_failed=retry_failed)
+            else:
+                ran = 0
         finally:
+            renewer.close()
             bar.close()
         statuses: dict[str, int] = {}
         keys = {c.key for c in cfg.cells}
         for key, status in store.statuses().items():
             if key in keys:
                 statuses[status] = statuses.get(status, 0) + 1
-    return GridRun(out, len(cfg.cells), skipped, len(todo), statuses)
+    return GridRun(out, len(cfg.cells), skipped, ran, statuses)
+
+
+def _run_local(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
+               renewer: _Renewer, *, device: str | None, registry: Registry | None,
+               retry_failed: bool) -> int:
+    """Claim, train and write cells one by one; wait for cells other runners hold."""
+    ran = 0
+    pending = list(todo)
+    retry = retry_failed
+    while pending:
+        waiting: list[Cell] = []
+        for cell in pending:
+            state = store.claim(cell.key, renewer.runner, lease=renewer.lease, retry_failed=retry)
+            if state == "busy":
+                waiting.append(cell)
+                continue
+            if state == "done":
+                continue
+            renewer.hold(cell.key)
+            try:
+                record = run_cell(cell.to_dict(), grid=cfg.name, device=device,
+                                  registry=registry, progress=bar.cell(cell))
+            except BaseException:
+                renewer.drop(cell.key)
+                store.release(cell.key, renewer.runner)
+                raise
+            renewer.drop(cell.key)
+            if store.write(record, runner=renewer.runner):
+                ran += 1
+                bar.advance(record)
+        # a failed cell another runner recorded while we waited is done, not to be retried again
+        retry = False
+        pending = waiting
+        if pending:
+            time.sleep(min(1.0, renewer.lease / 4))
+    return ran
 
 
 def _import_ray() -> Any:
@@ -144,8 +245,9 @@ def _remote_cell(cell: dict[str, Any], grid: str, device: str | None) -> dict[st
     return run_cell(cell, grid=grid, device=device)
 
 
-def _run_ray(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress, *,
-             device: str | None, address: str | None, num_cpus: int | None) -> None:
+def _run_ray(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
+             renewer: _Renewer, *, device: str | None, address: str | None,
+             num_cpus: int | None, retry_failed: bool) -> int:
     ray = _import_ray()
     started = False
     if not ray.is_initialized():
@@ -159,7 +261,12 @@ def _run_ray(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress, *,
     try:
         gpus = 1 if device is not None and device.startswith("cuda") else 0
         remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_remote_cell)
-        pending = {remote.remote(c.to_dict(), cfg.name, device): c for c in todo}
+        mine = [c for c in todo if store.claim(c.key, renewer.runner, lease=renewer.lease,
+                                               retry_failed=retry_failed) == "claimed"]
+        for c in mine:
+            renewer.hold(c.key)
+        pending = {remote.remote(c.to_dict(), cfg.name, device): c for c in mine}
+        ran = 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
@@ -171,8 +278,11 @@ def _run_ray(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress, *,
                               "task": cell.label_task, "seed": cell.seed, "sweep": cell.sweep,
                               "config": cell.to_dict(), "status": "failed",
                               "error": f"{type(exc).__name__}: {exc}"}
-                store.write(record)
-                bar.advance(record)
+                renewer.drop(cell.key)
+                if store.write(record, runner=renewer.runner):
+                    ran += 1
+                    bar.advance(record)
+        return ran
     finally:
         if started:
             ray.shutdown()
