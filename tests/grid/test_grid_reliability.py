@@ -162,3 +162,21 @@ def test_cell_result_does_not_depend_on_what_ran_before(tiny_registry) -> None:
         torch.set_num_threads(threads)
     assert alone["status"] == "ok"
     assert _numbers(after) == _numbers(alone)
+
+
+def test_two_cli_runners_on_one_grid(tmp_path) -> None:
+    grid = tmp_path / "g.toml"
+    grid.write_text(GRID.replace('"tiny", "tiny-half"', '"s4d"').replace("seeds = [0, 1]",
+                                                                         "seeds = [0, 1, 2, 3]")
+                    .replace("d_model = 8", "d_model = 4").replace("steps = 24", "steps = 2")
+                    .replace("eval_every = 12", "eval_every = 1"))
+    argv = [sys.executable, "-m", "ssmzoo", "grid", "run", str(grid), "--out",
+            str(tmp_path / "out"), "--quiet", "--lease", "5"]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    ran = [int(out.strip().splitlines()[-1].split(" cells run")[0]) for out, _ in outs]
+    assert sum(ran) == 4
+    rows = Store(tmp_path / "out").rows()
+    assert len(rows) == 4 and all(r["status"] == "ok" and r["attempts"] == 1 for r in rows)
