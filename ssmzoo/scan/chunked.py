@@ -46,6 +46,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ssmzoo.scan._math import acc_dtype, complex_of, exp_and_expm1, interleaved_to_complex, phi1
 from ssmzoo.scan._scan_fn import ScanFn, run_forward
+from ssmzoo.scan.naive import selective_scan_naive
 
 CHUNK_SIZE = 256  # the longest chunk chosen by default
 # default chunk: about this many floats in one full-size (batch, chunk, d_state, dim) tensor, so
@@ -163,6 +164,12 @@ def selective_scan_chunked(
     and ``CHUNK_SIZE`` on other devices.
     ``block_size`` is the sub-block length q. Neither changes the result beyond rounding.
     """
+    if u.numel() == 0 or A.numel() == 0:  # batch, dim or d_state 0: empty or zero-state math,
+        # which the sequential loop does on empty tensors (right shapes, zero gradients)
+        return selective_scan_naive(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
+            B_bias=B_bias, C_bias=C_bias, initial_state=initial_state,
+            discretization=discretization)
     real = acc_dtype(u, delta, A, B, C, D, z, delta_bias, B_bias, C_bias, initial_state)
     cplx = A.is_complex()
     state_dtype = complex_of(real) if cplx else real

@@ -67,3 +67,30 @@ def test_documented_mixes_are_allowed():
     x, dt, _, Bs, Cs = _ssd_args(torch.bfloat16)
     y = ssmzoo.ssd_scan(x, dt.float(), -torch.rand(2), Bs, Cs, backend="reference")
     assert y.shape == x.shape and y.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+@pytest.mark.parametrize("shape", [(0, 2, 3), (2, 0, 3), (2, 2, 0)], ids=["b0", "d0", "n0"])
+def test_zero_batch_dim_or_d_state_give_empty_outputs_and_zero_grads(backend, shape):
+    if backend == "numba":
+        pytest.importorskip("numba")
+    b, d, n = shape
+    l = 4
+    u = torch.randn(b, d, l, requires_grad=True)
+    delta = torch.rand(b, d, l, requires_grad=True)
+    A = (-torch.rand(d, n)).requires_grad_()
+    B, C = (torch.randn(b, n, l, requires_grad=True) for _ in range(2))
+    out, h = ssmzoo.selective_scan(u, delta, A, B, C, D=torch.full((d,), 2.0),
+                                   return_last_state=True, discretization="zoh", backend=backend)
+    assert out.shape == (b, d, l) and h.shape == (b, d, n)
+    (out.sum() + h.sum()).backward()
+    assert A.grad.shape == (d, n) and B.grad.shape == (b, n, l)
+    # with d_state 0 the state is empty and out = D·u: du = D, dΔ = 0
+    torch.testing.assert_close(u.grad, torch.full_like(u, 2.0))
+    assert delta.grad.abs().sum() == 0
+
+
+def test_length_zero_is_refused_with_a_message():
+    u, delta, A, B, C = (t[..., :0] if t.dim() == 3 else t for t in _ss_args())
+    with pytest.raises(ScanArgumentError, match="length"):
+        ssmzoo.selective_scan(u, delta, A, B, C, backend="reference")
