@@ -141,9 +141,21 @@ def _horner_src(name: str, terms: int, cplx: bool) -> str:
     return "\n".join(lines + ["    return pr, pi"])
 
 
+# phi1(x) = (e^x - 1)/x = sum_j x^j/(j+1)!, by series on |x| < 1/2 (float32: 9 terms, float64:
+# 16): expm1(x)/x from the polynomial expm1 is not reliable near 0 once the compiler reassociates
+_PHI1 = [1 / math.factorial(j + 1) for j in range(16)]
+_PHI1_32 = np.array(_PHI1[:9], dtype=np.float32)
+_PHI1_64 = np.array(_PHI1, dtype=np.float64)
+
+
+def phi1_(x, em):  # pragma: no cover - replaced inside compiled code
+    """(e^x - 1)/x for real x, given em = e^x - 1 (compiled code only)."""
+    return em / x if x != 0 else 1.0
+
+
 _HORNER: dict[str, object] = {}
 for _name, _terms, _cplx in (("_h32", 11, False), ("_h64", 18, False), ("_hc32", 11, True),
-                             ("_hc64", 18, True)):
+                             ("_hc64", 18, True), ("_p32", 9, False), ("_p64", 16, False)):
     exec(_horner_src(_name, _terms, _cplx), _HORNER)  # noqa: S102 - generated polynomial
     _HORNER[_name] = numba.njit(_HORNER[_name])
 
@@ -185,4 +197,20 @@ def _dphi1c_impl(xr, xi, ar, ai, emr, emi):
         cr = (tr * sr + ti * si) / dn
         ci = (ti * sr - tr * si) / dn
         return (pr, pi) if small else (cr, ci)
+    return impl
+
+
+@overload(phi1_)
+def _phi1_impl(x, em):
+    f32_ = x == types.float32
+    C = _PHI1_32 if f32_ else _PHI1_64
+    horner = _HORNER["_p32" if f32_ else "_p64"]
+
+    def impl(x, em):
+        p = horner(x, C)
+        one = x - x + C[0]
+        small = abs(x) < C[1]  # 1/2 in x's dtype
+        s = one if small else x
+        closed = em / s
+        return p if small else closed
     return impl

@@ -34,7 +34,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ssmzoo_kernels.cpu._fastmath import dphi1_, dphi1c_, exp_, expm1_, sincos_
+from ssmzoo_kernels.cpu._fastmath import dphi1_, dphi1c_, exp_, expm1_, phi1_, sincos_
 
 # reassoc lets the compiler vectorise the sums over the modes of a step; no nnan/ninf, so NaN and
 # inf still propagate as in the reference
@@ -75,7 +75,7 @@ def fwd_real(u, dt, A, Bv, Bc, Cv, Cc, h0, y, hL, has_Bv, has_Bc, has_Cv, has_Cc
                 a_n = A[c, n]
                 if zoh:
                     em = expm1_(d * a_n)
-                    k = em / a_n if a_n != zero else d
+                    k = d * phi1_(d * a_n, em)
                     a = em + one
                 else:
                     a = exp_(d * a_n)
@@ -131,7 +131,7 @@ def bwd_real(u, dt, A, Bv, Bc, Cv, Cc, h0, dy, dhL, has_Bv, has_Bc, has_Cv, has_
                     a_n = A[c, n]
                     if zoh:
                         em = expm1_(d * a_n)
-                        k = em / a_n if a_n != zero else d
+                        k = d * phi1_(d * a_n, em)
                         a = em + one
                     else:
                         a = exp_(d * a_n)
@@ -177,7 +177,7 @@ def bwd_real(u, dt, A, Bv, Bc, Cv, Cc, h0, dy, dhL, has_Bv, has_Bc, has_Cv, has_
                     # a and k again (cheaper than storing them: the loop stays vectorised)
                     if zoh:
                         em = expm1_(d * a_n)
-                        k = em / a_n if a_n != zero else d
+                        k = d * phi1_(d * a_n, em)
                         a = em + one
                     else:
                         a = exp_(d * a_n)
