@@ -12,6 +12,7 @@ its lease (``lease`` seconds, default :data:`LEASE`) runs out. Each cell is trai
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import threading
@@ -222,7 +223,13 @@ def _run_local(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
                 store.release(cell.key, renewer.runner)
                 raise
             renewer.drop(cell.key)
-            if store.write(record, runner=renewer.runner):
+            try:
+                written = store.write(record, runner=renewer.runner)
+            except BaseException:  # e.g. a full disk: free the cell for the next run at once
+                with contextlib.suppress(Exception):
+                    store.release(cell.key, renewer.runner)
+                raise
+            if written:
                 ran += 1
                 bar.advance(record)
         # a failed cell another runner recorded while we waited is done, not to be retried again

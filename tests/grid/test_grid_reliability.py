@@ -180,3 +180,30 @@ def test_two_cli_runners_on_one_grid(tmp_path) -> None:
     assert sum(ran) == 4
     rows = Store(tmp_path / "out").rows()
     assert len(rows) == 4 and all(r["status"] == "ok" and r["attempts"] == 1 for r in rows)
+
+
+def test_disk_full_is_one_line_and_keeps_finished_cells(tmp_path, tiny_registry, monkeypatch,
+                                                        capsys) -> None:
+    import ssmzoo.grid.runner as runner
+    from ssmzoo.grid.store import _guarded
+
+    first = tmp_path / "g.toml"
+    first.write_text(GRID.replace('"tiny", "tiny-half"', '"s4d"').replace("seeds = [0, 1]",
+                                                                          "seeds = [0]")
+                     .replace("d_model = 8", "d_model = 4").replace("steps = 24", "steps = 2")
+                     .replace("eval_every = 12", "eval_every = 1"))
+    out = tmp_path / "out"
+    assert main(["grid", "run", str(first), "--out", str(out), "--quiet"]) == 0
+    first.write_text(first.read_text().replace("seeds = [0]", "seeds = [0, 1]"))
+
+    class FullStore(Store):  # the disk fills up while the second cell trains
+        @_guarded
+        def write(self, record, *, runner=None):
+            raise sqlite3.OperationalError("database or disk is full")  # what SQLite raises
+
+    monkeypatch.setattr(runner, "Store", FullStore)
+    assert main(["grid", "run", str(first), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: grid results") and "full" in err and err.count("\n") == 1
+    rows = Store(out).rows()
+    assert len(rows) == 1 and rows[0]["status"] == "ok"
