@@ -384,6 +384,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=420, help="seconds per subprocess")
     ap.add_argument("--only", choices=("scan", "ssd"))
     ap.add_argument("--limit", type=int, default=0, help="first N cases only (0: all)")
+    ap.add_argument("--match", default="",
+                    help="comma-separated substrings: only cases whose name contains one")
     ap.add_argument("--pytest", action="store_true",
                     help="then run the GPU test files with the same environment")
     ap.add_argument("--budget", type=float, default=540,
@@ -391,6 +393,8 @@ def main() -> int:
     args = ap.parse_args()
     cases = ([] if args.only == "ssd" else scan_cases()) + ([] if args.only == "scan"
                                                              else ssd_cases())
+    if args.match:
+        cases = [c for c in cases if any(m in case_name(c) for m in args.match.split(","))]
     if args.limit:
         cases = cases[:args.limit]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -405,8 +409,8 @@ def main() -> int:
         with (args.out / "pytest.log").open("w") as log:
             try:
                 code = subprocess.run(
-                    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs",
-                     *files], env=environment(args.out), cwd=ROOT, stdout=log,
+                    [sys.executable, "-m", "pytest", "-v", "-n", "8", "-p", "no:cacheprovider",
+                     "-rfEs", *files], env=environment(args.out), cwd=ROOT, stdout=log,
                     stderr=subprocess.STDOUT, timeout=left).returncode
             except subprocess.TimeoutExpired:
                 code = f"timeout after {left:.0f} s"
