@@ -10,7 +10,8 @@ The B2S6 paper's language-model setup is ``mamba(core=b2s6)``: only the core is 
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,10 +39,13 @@ class Mamba(Saveable, nn.Module):
         d_conv: kernel size of the causal depthwise convolution
         conv_bias: bias in the convolution
         bias: bias in in_proj and out_proj
+        dt_rank: rank of an s6 core's Δ projection; auto = ceil(d_model / 16) of this block's
+            d_model (mamba_ssm and HF), given to the core unless its spec sets dt_rank itself
     """
 
     def __init__(self, d_model: int, *, core: Spec = S6_SPEC, expand: int = 2,
-                 d_conv: int = 4, conv_bias: bool = True, bias: bool = False) -> None:
+                 d_conv: int = 4, conv_bias: bool = True, bias: bool = False,
+                 dt_rank: int | Literal["auto"] = "auto") -> None:
         super().__init__()
         import ssmzoo
 
@@ -56,6 +60,9 @@ class Mamba(Saveable, nn.Module):
             cores = [n for n in cores if ssmzoo.get_registry().units[n].role == "core"]
             raise HyperparameterTypeError("unit 'mamba'", "core", "a core spec (" + ", ".join(cores)
                                           + "); blocks bring their own projections", str(core))
+        if resolved.name == "s6" and "dt_rank" not in resolved.args:  # mamba_ssm's rank
+            rank = math.ceil(d_model / 16) if dt_rank == "auto" else dt_rank
+            resolved = Spec(resolved.name, {**resolved.args, "dt_rank": rank})
         self.core = ssmzoo.build(resolved, d_model=self.d_inner)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 

@@ -85,7 +85,8 @@ class Layer(nn.Module):
 
     def __init__(self, mixer: Spec | str, d_model: int, *, norm: str = "layer",
                  norm_eps: float = 1e-5, prenorm: bool = True, dropout: float = 0.0,
-                 mixer_out: str = "auto", bidirectional: bool = False) -> None:
+                 mixer_out: str = "auto", bidirectional: bool = False,
+                 residual_in_fp32: bool = False) -> None:
         super().__init__()
         import ssmzoo
 
@@ -98,11 +99,21 @@ class Layer(nn.Module):
         self.out = GLUOut(d_model) if mixer_out == "glu" else nn.Identity()
         self.norm = make_norm(norm, d_model, norm_eps)
         self.prenorm, self.bidirectional = prenorm, bidirectional
+        self.residual_in_fp32 = residual_in_fp32
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def _residual(self, x: Tensor, y: Tensor) -> Tensor:
+        # mamba_ssm's residual_in_fp32: a half-precision model keeps its residual stream in
+        # float32 (the mixer still reads its own dtype); float32 and float64 are unchanged
+        if self.residual_in_fp32 and x.dtype in (torch.float16, torch.bfloat16):
+            return x.float() + y.float()
+        return x + y
 
     def forward(self, x: Tensor) -> Tensor:
         if self.prenorm:
-            return x + self.dropout(self.out(self.mixer(self.norm(x))))
+            dtype = self.norm.weight.dtype if getattr(self.norm, "weight", None) is not None \
+                else x.dtype
+            return self._residual(x, self.dropout(self.out(self.mixer(self.norm(x.to(dtype))))))
         return self.norm(x + self.dropout(self.out(self.mixer(x))))
 
     def init_state(self, batch: int) -> Any:
@@ -114,8 +125,10 @@ class Layer(nn.Module):
     def step(self, x_t: Tensor, state: Any) -> tuple[Tensor, Any]:
         """x_t: (batch, d) -> (y_t (batch, d), state)."""
         if self.prenorm:
-            y, state = self.mixer.step(self.norm(x_t), state)
-            return x_t + self.dropout(self.out(y)), state
+            dtype = self.norm.weight.dtype if getattr(self.norm, "weight", None) is not None \
+                else x_t.dtype
+            y, state = self.mixer.step(self.norm(x_t.to(dtype)), state)
+            return self._residual(x_t, self.dropout(self.out(y))), state
         y, state = self.mixer.step(x_t, state)
         return self.norm(x_t + self.dropout(self.out(y))), state
 

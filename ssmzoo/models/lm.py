@@ -37,12 +37,13 @@ class LM(Saveable, nn.Module):
         dropout: dropout on each mixer's output
         mixer_out: after the mixer: glu (S4's GELU + GLU), none, or auto (glu for a core only)
         tie_embeddings: the output head shares the embedding matrix
+        residual_in_fp32: keep the residual stream in float32 under half precision (mamba_ssm)
     """
 
     def __init__(self, *, mixer: Spec = MAMBA_SPEC, d_model: int = 64, n_layers: int = 2,
                  vocab_size: int, norm: Literal["rms", "layer"] = "rms", norm_eps: float = 1e-5,
                  dropout: float = 0.0, mixer_out: Literal["auto", "glu", "none"] = "auto",
-                 tie_embeddings: bool = True) -> None:
+                 tie_embeddings: bool = True, residual_in_fp32: bool = True) -> None:
         super().__init__()
         for key, value in (("d_model", d_model), ("n_layers", n_layers), ("vocab_size", vocab_size)):
             if value < 1:
@@ -51,7 +52,8 @@ class LM(Saveable, nn.Module):
         self.embedding = nn.Embedding(vocab_size, d_model)
         self.layers = nn.ModuleList(
             Layer(mixer, d_model, norm=norm, norm_eps=norm_eps, prenorm=True, dropout=dropout,
-                  mixer_out=mixer_out) for _ in range(n_layers))
+                  mixer_out=mixer_out, residual_in_fp32=residual_in_fp32)
+            for _ in range(n_layers))
         self.norm_f = make_norm(norm, d_model, norm_eps)
         self.head = None if tie_embeddings else nn.Linear(d_model, vocab_size, bias=False)
         self._init_weights()
@@ -67,7 +69,7 @@ class LM(Saveable, nn.Module):
                     module.weight /= math.sqrt(self.n_layers)
 
     def _logits(self, h: Tensor) -> Tensor:
-        h = self.norm_f(h)
+        h = self.norm_f(h.to(self.embedding.weight.dtype))
         return self.head(h) if self.head is not None else F.linear(h, self.embedding.weight)
 
     def forward(self, ids: Tensor) -> Tensor:
