@@ -294,7 +294,9 @@ def test_chunk_cb_once(monkeypatch):
     a = {k: v.detach().clone().requires_grad_() for k, v in args.items()}
     out, fin = ssmzoo.ssd_scan(**a, chunk_size=16, return_final_states=True, backend="triton")
     (out.sum() + fin.square().sum()).backward()
-    assert rel_rms(grads["tiles"]["A"], a["A"].grad) > 0.1  # "tiles" of the identity loop
+    # "tiles" of the identity loop: the zeroed product moves dA far beyond rounding (1e-5 above;
+    # 3.3e-2 on an H200 and above 0.1 interpreted, 2026-12-02)
+    assert rel_rms(grads["tiles"]["A"], a["A"].grad) > 1e-2
     assert_close("dx", grads["tiles"]["x"], a["x"].grad, rtol=1e-5)
 
 

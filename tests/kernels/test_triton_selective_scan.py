@@ -128,6 +128,7 @@ def test_time_segments(case: ScanCase, monkeypatch, nan_poison) -> None:
 
 def test_backend_refuses_what_it_cannot_run(monkeypatch) -> None:
     kw = selective_scan_inputs(replace(BASE, dtype=torch.float64))
+    kw = {k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
     call = SelectiveScanCall(**{k: v for k, v in kw.items()})
     ok, why = TritonBackend().supports_selective_scan(call)
     assert not ok and "float64" in why and "reference" in why
@@ -183,7 +184,9 @@ def test_auto_puts_triton_first_for_b2s6_biases_on_cuda(monkeypatch) -> None:
         kw = selective_scan_inputs(replace(BASE, B_layout="grouped", C_layout="grouped"))
         return OnCuda(**{k: v for k, v in kw.items() if k not in biases}, **biases)
 
-    registry = ssmzoo.registry.get_registry()
+    from ssmzoo.registry import get_registry
+
+    registry = get_registry()
     tried: list[list[str]] = []
 
     def supports(backend, op, call):  # every backend accepts; record the order tried
