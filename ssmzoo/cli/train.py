@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from ssmzoo.errors import ConfigError
@@ -37,8 +39,13 @@ def register(subparsers: Any) -> None:
         description="Train SPEC (a mixer: unit, block or variant spec) on a task; the task decides "
                     "the model kind and head. Settings: --model KEY=VALUE and --train KEY=VALUE "
                     "(see `ssmzoo describe classifier` and the [train] keys in the docs).")
-    p.add_argument("spec", help="mixer spec, e.g. 'b2s6(h=8)' or 'mamba(core=s6)'")
-    p.add_argument("--task", required=True, help="task spec, e.g. 'mqar(seq_len=64, num_kv=8)'")
+    p.add_argument("spec", nargs="?", help="mixer spec, e.g. 'b2s6(h=8)' or 'mamba(core=s6)'")
+    p.add_argument("--task", help="task spec, e.g. 'mqar(seq_len=64, num_kv=8)'")
+    p.add_argument("--config", metavar="FILE", help="a TOML file: variant, task, seed, [model], "
+                   "[train] (command-line settings override it)")
+    p.add_argument("--out", metavar="DIR", help="run folder: run.json, metrics.csv, checkpoints/")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: this machine's cores)")
     p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
                    help="a model setting (repeatable), e.g. d_model=64")
     p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
@@ -48,29 +55,65 @@ def register(subparsers: Any) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--eval-every", type=int, help="evaluate every N steps")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--seed", type=int, default=0, help="seed of model, data and batch order")
+    p.add_argument("--seed", type=int, help="seed of model, data and batch order")
     p.add_argument("--save", metavar="DIR", help="save the trained model (config.json + weights)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"--config: file {path!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config: {path!r} is not valid TOML ({exc})") from None
+    valid = ("variant", "task", "seed", "model", "train")
+    for key in data:
+        if key not in valid:
+            from ssmzoo.errors import UnknownKeyError
+
+            raise UnknownKeyError(f"--config {path}", key, valid)
+    return data
+
+
 def run(args: argparse.Namespace) -> int:
     from ssmzoo.train import TrainConfig
+    from ssmzoo.train import resume as train_resume
     from ssmzoo.train import run as train_run
 
-    model = parse_assignments(args.model, "--model")
-    train = parse_assignments(args.train, "--train")
-    for key in ("steps", "batch_size", "lr", "eval_every", "device"):
+    file = _read_config(args.config) if args.config else {}
+    model = {**dict(file.get("model", {})), **parse_assignments(args.model, "--model")}
+    train = {**dict(file.get("train", {})), **parse_assignments(args.train, "--train")}
+    for key in ("steps", "batch_size", "lr", "eval_every", "device", "threads"):
         value = getattr(args, key)
         if value is not None:
             train[key] = value
+    if args.resume is None:  # a resumed run keeps the thread count it recorded, unless given
+        train.setdefault("threads", _cores())
+    spec = args.spec or file.get("variant")
+    task = args.task or file.get("task")
+    seed = args.seed if args.seed is not None else int(file.get("seed", 0))
+    if args.resume is None and (not spec or not task):
+        raise ConfigError("train: expected a mixer SPEC and --task (or a --config file naming "
+                          "variant and task), or --resume DIR")
     cfg = TrainConfig.from_dict(train, owner="--train")
     from ssmzoo.registry import get_registry
 
     registry = get_registry()  # a misspelt mixer or task fails here, before the progress bar
-    registry.resolve(args.spec)
-    registry.resolve_task(args.task)
+    if args.resume is None:
+        registry.resolve(spec)
+        registry.resolve_task(task)
     bar, task_id = None, None
     if not args.quiet and not args.json:
         from rich.progress import (
@@ -91,8 +134,13 @@ def run(args: argparse.Namespace) -> int:
             bar.update(task_id, completed=step, loss=f"loss {loss:.4g}")
 
     try:
-        result, resolved = train_run(args.spec, args.task, model=model, train=cfg, seed=args.seed,
-                                     progress=progress)
+        if args.resume is not None:
+            free = {k: train[k] for k in ("device", "threads", "log_every", "tensorboard")
+                    if k in train}
+            result, resolved = train_resume(args.resume, progress=progress, overrides=free)
+        else:
+            result, resolved = train_run(spec, task, model=model, train=cfg, seed=seed,
+                                         progress=progress, out=args.out)
     finally:
         if bar is not None:
             bar.stop()

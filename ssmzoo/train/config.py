@@ -35,6 +35,10 @@ class TrainConfig:
         precision: auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.
         log_every: report the training loss to the progress callback every this many steps.
         threads: torch CPU threads for this run (0: leave torch's setting).
+        checkpoint_every: save a resumable checkpoint every this many steps (0: none; needs a
+            run folder).
+        keep_checkpoints: how many of the newest checkpoints to keep.
+        tensorboard: also log to TensorBoard in the run folder (the ``tensorboard`` extra).
     """
 
     steps: int = 1000
@@ -49,10 +53,13 @@ class TrainConfig:
     eval_batches: int = 0
     eval_batch_size: int = 0
     test: bool = True
-    device: str = "cpu"
+    device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     log_every: int = 10
     threads: int = 0
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    tensorboard: bool = False
 
     @classmethod
     def hparams(cls) -> list[HParam]:
@@ -85,6 +92,9 @@ class TrainConfig:
             ("min_lr", 0 <= self.min_lr <= 1, "a fraction in [0, 1]"),
             ("grad_clip", self.grad_clip >= 0, "a float >= 0"),
             ("eval_every", self.eval_every >= 0, "an int >= 0"),
+            ("threads", self.threads >= 0, "an int >= 0"),
+            ("checkpoint_every", self.checkpoint_every >= 0, "an int >= 0"),
+            ("keep_checkpoints", self.keep_checkpoints >= 1, "an int >= 1"),
         ]:
             if not ok:
                 raise HyperparameterTypeError(owner, key, expected, getattr(self, key))
