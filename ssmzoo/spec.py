@@ -30,7 +30,9 @@ from ssmzoo.errors import SpecSyntaxError
 __all__ = ["Spec", "parse", "format_value", "SpecLike"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf\b|nan\b)")
+# ASCII digits only: a fullwidth or other Unicode digit is a syntax error at its column
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf\b|nan\b)",
+                     re.ASCII)
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _KEYWORDS = {"true": True, "false": False, "none": None}
 
@@ -194,7 +196,7 @@ class _Parser:
                 raise SpecSyntaxError(self.text, end, "',' or ')' after a number",
                                       repr(self.text[end]))
             self.pos = end
-            if re.fullmatch(r"[+-]?\d+", word):
+            if re.fullmatch(r"[+-]?[0-9]+", word):
                 return int(word)
             return float(word)
         if _NAME.match(self.text, self.pos):

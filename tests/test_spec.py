@@ -148,3 +148,14 @@ def test_word_like_strings_print_bare_and_resolve_back():
         assert parse_value(format_value(quoted)) == quoted
     s = Spec("s6", {"discretization": "zoh"})
     assert str(s) == "s6(discretization=zoh)" and parse(str(s)) == s
+
+
+def test_fullwidth_digit_is_a_syntax_error_at_its_column():
+    # issue 23: b2s6(h=８) read as 8 because \d matches Unicode digits
+    with pytest.raises(SpecSyntaxError) as info:
+        parse("b2s6(h=\uff18)")
+    assert info.value.column == 8
+    with pytest.raises(SpecSyntaxError) as info:
+        parse("b2s6(h=8\uff18)")
+    assert info.value.column == 9
+    assert parse("b2s6(h=8)").args["h"] == 8
