@@ -5,7 +5,7 @@
     python benchmarks/gpu_selective_scan.py check --shard 3/8  # one of 8 processes side by side
     python benchmarks/gpu_selective_scan.py sweep            # backward v2 vs v3 (+ shapes), main cases
     python benchmarks/gpu_selective_scan.py segments         # forward shapes x time segments
-    python benchmarks/gpu_selective_scan.py bench            # the timing table of KERNEL_NOTES.md
+    python benchmarks/gpu_selective_scan.py bench            # the timing table of docs/developer/selective-scan-notes.md
     python benchmarks/gpu_selective_scan.py tune             # sweep, then bench with the best
     python benchmarks/gpu_selective_scan.py all --json out.json
 
@@ -317,7 +317,7 @@ SWEEP_CASE = (8, 2048, 4096, 16)  # (batch, dim, length, d_state) of the sweep
 # so only its default is timed (the reference point of the run).
 FWD_SHAPES = ((32, 32, 4, 0, True),)
 # (block_d, block_t, warps, (kernel, sum_scratch, maxnreg, asm_stores)): the backward kernels v2
-# and v3 side by side (KERNEL_NOTES.md "v3", "v3.1"); the default first (every row is checked
+# and v3 side by side (docs/developer/selective-scan-notes.md "v3", "v3.1"); the default first (every row is checked
 # against it) and again last (clock drift check).
 V2 = ("v2", False, None, True)
 V3 = ("v3", True, None, True)  # the default: scratch sums, inline-asm stores

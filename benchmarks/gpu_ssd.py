@@ -63,7 +63,7 @@ BWD_VARIANTS = {  # TUNING for the backward kernels
     "64 rows, 8 warps": {"bwd_dx": {"BLOCK": 64, "num_warps": 8},
                          "bwd_dc": {"BLOCK": 64, "num_warps": 8}},
     # "16 rows, 8 warps" (no spills at N 128 in the offline builds) measured 2.7-4.2x slower than
-    # the default on all four cases (H100, 2026-11-23 14:25 UTC; SSD_NOTES.md) and left the sweep
+    # the default on all four cases (H100, 2026-11-23 14:25 UTC; docs/developer/ssd-notes.md) and left the sweep
 }
 
 

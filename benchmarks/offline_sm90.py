@@ -11,7 +11,7 @@ d_state 16, every pointer and integer argument specialised as divisible by 16, a
 and SASS instruction counts: all, SHFL (cross-lane), BAR (barriers), STS/LDS (shared memory), STG
 (global stores), MUFU (exp/sin/cos). That answers "does this compile on Triton X", "does it spill"
 and "how many barriers does the store layout cost" without a device; time is another matter
-(KERNEL_NOTES.md: instruction counts predicted v3 at 2.2x and it gave 1.38x).
+(docs/developer/selective-scan-notes.md: instruction counts predicted v3 at 2.2x and it gave 1.38x).
 
 Builds: ``bwd3`` (the v3 backward, real), ``bwd3-asm`` (its inline-assembly stores),
 ``bwd3-complex``/``bwd3-complex-asm`` (v3 for complex A in v2's complex tiles),

@@ -82,7 +82,7 @@ class TritonBackend(ScanBackend):
             "float32/float16/bfloat16 inputs, float32 accumulation (no float64)",
             f"d_state <= {MAX_D_STATE}",
             "selective_scan: slower than mamba_ssm's CUDA kernel on an H100 so far "
-            "(KERNEL_NOTES.md), so auto prefers 'cuda' when both can run a call, except calls "
+            "(docs/developer/selective-scan-notes.md), so auto prefers 'cuda' when both can run a call, except calls "
             "with B_bias/C_bias (faster here: the biases are added inside the kernel); "
             "ssd_scan: faster than mamba_ssm's Triton SSD in the 8 measured cases (0.42-0.95x "
             "its median time; docs/benchmarks.md), so auto prefers it",

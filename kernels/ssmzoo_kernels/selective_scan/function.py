@@ -34,23 +34,24 @@ class KernelConfig:
     segments: int = 0  # forward only: time segments in parallel (0: automatic, 1: none)
 
 
-# Measured on an H100 with benchmarks/gpu_selective_scan.py (KERNEL_NOTES.md, v2.4): fastest of the
+# Measured on an H100 with benchmarks/gpu_selective_scan.py (docs/developer/selective-scan-notes.md, v2.4): fastest of the
 # shapes tried for (8, 2048, 4096, 16) bf16: forward 32 channels, chunks of 32 steps, 4 warps,
 # i.e. 8 steps per thread and 4 lanes per channel; backward (16, 32, 2) real, (32, 8, 1) complex. Any power-of-two sizes are correct;
 # block_d is capped so that a program never straddles two B/C groups. The forward's time
 # segments are automatic: none while the grid already gives every SM ~16 warps (the main case),
 # several for long sequences of few channels (4 x 1024 x 16384: 512 warps without them).
 FWD_CONFIG = {False: KernelConfig(32, 32, 4, 0), True: KernelConfig(32, 32, 4, 0)}  # by is_complex
-# backward: complex A at (16, 32, 2) since v3 with the asm stores runs it (19.0 ms against v2's 28.0
-# at (32, 8, 1); H100, 2026-11-23 14:16 UTC), and it holds a quarter of (32, 8, 1)'s chunk states
+# backward: complex A at (16, 32, 2) since v3 with the asm stores runs it (faster than v2 at
+# (32, 8, 1): docs/developer/selective-scan-notes.md, "v3.1"), and it holds a quarter of
+# (32, 8, 1)'s chunk states
 BWD_CONFIG = {False: KernelConfig(16, 32, 2), True: KernelConfig(16, 32, 2)}
 # forward: the carried state enters after the scan (h = X + P h_in) instead of being folded into
-# the chunk's first step; an A/B switch of benchmarks/gpu_selective_scan.py sweep (KERNEL_NOTES.md)
-CARRY_AFTER_SCAN = True  # 1.214 vs 1.275 ms (real forward, 06:45 UTC)
+# the chunk's first step; an A/B switch of benchmarks/gpu_selective_scan.py sweep (docs/developer/selective-scan-notes.md)
+CARRY_AFTER_SCAN = True  # measured faster (docs/developer/selective-scan-notes.md, "v2.2")
 # backward kernel: "v2" (_bwd.py, per-state carries in (channels, d_state) register tiles) or "v3"
-# (_bwd3.py, per-state carries in memory; KERNEL_NOTES.md "v3"), by is_complex, or one name for
-# both. H100 2026-11-23 14:16 UTC (sweep, bf16 main case, `_bwd` with its recomputing pass): real
-# v3 7.19 ms vs v2 13.02; complex v3 19.03 vs v2 28.03. SSMZOO_BWD_KERNEL overrides both.
+# (_bwd3.py, per-state carries in memory; docs/developer/selective-scan-notes.md "v3"), by is_complex, or one name for
+# both. v3 won the sweep for real and complex A (docs/developer/selective-scan-notes.md, "v3.1").
+# SSMZOO_BWD_KERNEL overrides both.
 BWD_KERNEL: dict[bool, str] | str = (os.environ["SSMZOO_BWD_KERNEL"]
                                      if "SSMZOO_BWD_KERNEL" in os.environ
                                      else {False: "v3", True: "v3"})
@@ -59,20 +60,20 @@ BWD_KERNEL: dict[bool, str] | str = (os.environ["SSMZOO_BWD_KERNEL"]
 BWD3_SUM_SCRATCH = os.environ.get("SSMZOO_BWD3_SUM_SCRATCH", "1") == "1"
 BWD3_MAXNREG: int | None = None
 # v3 only: its per-state stores by inline assembly in the values' own layout (no conversion to the
-# store's coalesced layout first); the interpreter always takes tl.store. On: real 7.19 ms against
-# 7.97 with tl.store, complex 28.8 vs 29.4 at (32, 8, 1) (H100, Triton 3.6, 2026-11-23 14:16 UTC).
-# SSMZOO_BWD3_ASM_STORES=0 turns it off.
+# store's coalesced layout first); the interpreter always takes tl.store. Faster than tl.store for
+# real and complex A (docs/developer/selective-scan-notes.md, "v3.1"). SSMZOO_BWD3_ASM_STORES=0
+# turns it off.
 BWD3_ASM_STORES = os.environ.get("SSMZOO_BWD3_ASM_STORES", "1") == "1"
 # the autograd forward also writes the chunk-start states (and, without BWD_RECOMPUTE_Y, the
 # un-gated output) when a gradient is needed, so that the backward skips its state-recomputing
 # pass (when the forward's block_t is the backward's); costs their memory between forward and
-# backward (268 MB for (8, 2048, 4096, 16) bf16 with z). Off until timed (KERNEL_NOTES.md "v3").
+# backward (268 MB for (8, 2048, 4096, 16) bf16 with z). Off until timed (docs/developer/selective-scan-notes.md "v3").
 # SSMZOO_SAVE_STATES=1 turns it on.
 SAVE_STATES = os.environ.get("SSMZOO_SAVE_STATES", "0") == "1"
 # with z, by backward kernel: the backward sums the un-gated output y + D·u (which dz needs) from
 # the states it recomputes anyway, one multiply-add per state update, instead of reading a
 # (batch, dim, length) copy that the state-recomputing pass wrote (134 MB for (8, 2048, 4096)
-# bf16; KERNEL_NOTES.md "v3.1"). Off for v2, whose complex build already spills and spills more
+# bf16; docs/developer/selective-scan-notes.md "v3.1"). Off for v2, whose complex build already spills and spills more
 # with the extra accumulator (offline sm_90 builds). SSMZOO_BWD_RECOMPUTE_Y=1/0 sets both.
 BWD_RECOMPUTE_Y: dict[str, bool] = (
     dict.fromkeys(("v2", "v3"), os.environ["SSMZOO_BWD_RECOMPUTE_Y"] == "1")
@@ -158,7 +159,7 @@ def _pairs(t: Tensor, cplx: bool) -> Tensor:
 
 def _variable(t: Tensor) -> Tensor:
     """A variable B/C as a contiguous (batch, groups, d_state, length') tensor in its own dtype
-    (converting it to float32 here made the forward 2x slower on an H100: KERNEL_NOTES.md v2.4)."""
+    (converting it to float32 here made the forward 2x slower on an H100: docs/developer/selective-scan-notes.md v2.4)."""
     if t.dim() == 3:
         t = rearrange(t, "b n l -> b 1 n l")  # (batch, 1, d_state, length')
     return t.contiguous()

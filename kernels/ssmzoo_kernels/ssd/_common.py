@@ -55,7 +55,7 @@ TARGET_PROGRAMS = 2048
 # STATES: dtype of the states entering each chunk, as the chunk scan and the backward read them:
 #   "float32" (v2), or "input": x's dtype (mamba_ssm does this; half the bytes at N 128). The
 #   recurrence itself and the final state stay float32 either way.
-STATES = "input"  # H100 2026-11-23 08:53 UTC (gpu_ssd.py ab): b4 L16384 N128 forward 1.59 -> 0.96 ms
+STATES = "input"  # faster at N 128 (docs/developer/ssd-notes.md, "v3 — measured")
 # FUSED_STATE: False (v2): a chunk-state launch writes every chunk's own state S_c (float32), the
 #   state passing reads them back; True: one launch, each program walks the chunks of one
 #   (batch, head, headdim block, d_state block), computes S_c on the tensor cores and carries H.
@@ -64,7 +64,7 @@ FUSED_STATE = True  # with input-dtype states: forward+backward 0.53-0.93x mamba
 # head groups on 2) or "v2" (a chunk's heads adjacent on axis 0, for L2 reuse of B/C);
 # "auto": v1 at d_state <= 64, v2 above (H100, 2026-11-23: v2 sped the N 128 forward up,
 # 1.44 -> 1.18 ms, and slowed the N 16 forward+backward, 2.25 -> 3.13 ms).
-ORDER = {"fwd": "v2", "bwd": "v1"}  # ab 08:53 UTC: v1 backward order with the fused forward
+ORDER = {"fwd": "v2", "bwd": "v1"}  # v1 backward order with the fused forward (ssd-notes.md, v3)
 
 # The gradient of the log-decays. Per head, d cum_t = C_t . dC_t - B_t . dB_t (plus, at a chunk's
 # end, the gradient through the state passed on), and the per-step gradient is its reverse cumsum.
@@ -72,7 +72,7 @@ ORDER = {"fwd": "v2", "bwd": "v1"}  # ab 08:53 UTC: v1 backward order with the f
 # nearly equal sums (every pair (t, s) of a chunk enters at t and leaves at s; every chunk state's
 # term enters at the chunk's end and leaves at its position), each rounded on its own path (the
 # decay-weighted tiles rounded to the input dtype for the tensor cores; the state passed on stored
-# in the input dtype), so in bf16 the error of dA and dt_bias was 4-5x mamba_ssm's (SSD_NOTES.md,
+# in the input dtype), so in bf16 the error of dA and dt_bias was 4-5x mamba_ssm's (docs/developer/ssd-notes.md,
 # "dA and dt_bias in bf16"). "stable" never forms those differences: the pairs' terms are summed in
 # float32 from float32 products (one more (T, N) x (N, S) product in the dC kernel), the chunk
 # state's terms go through a forward exclusive cumsum of their own, and the chunk-end term is the
@@ -85,11 +85,9 @@ DCUM = os.environ.get("SSMZOO_SSD_DCUM", "stable")
 # per tile and per head (one more (T, N) x (N, S) product); "chunk" computes it once per (batch,
 # chunk, group) in float32 before the kernel, which reads it (as mamba_ssm's backward does;
 # (batch, nchunks, groups, Q, Q) float32, 33.5 MB at b8 L4096 g1 chunk 256); "auto": tiles at
-# d_state <= 64, chunk above. H100, 2026-11-23 16:16-16:22 UTC, three bench runs of each, bf16
-# forward+backward (ms): N 128 b8 L4096 5.43-5.59 (tiles) vs 4.99-5.16 (chunk), b4 L16384
-# 5.58-5.59 vs 5.15-5.34; N 16 b8 2.59-3.03 vs 2.77-3.04, b4 2.53-2.95 vs 2.93-3.02 (at N 16 the
-# product per tile is cheap and the extra launch and read are not). Offline sm_90 builds (Triton
-# 3.6) of the dC kernel: 3784 -> 3288 SASS, barriers 32 -> 20, stack 632 -> 832 bytes.
+# d_state <= 64, chunk above: "chunk" won the bench at N 128 and lost at N 16, where the product
+# per tile is cheap and the extra launch and read are not (docs/developer/ssd-notes.md, "Sixth
+# session", with the offline sm_90 build sizes of the dC kernel).
 # (The dx/dB kernel keeps its own product: reading the tile there built larger, 4336 -> 4792.)
 # SSMZOO_SSD_CB overrides it.
 CB = os.environ.get("SSMZOO_SSD_CB", "auto")
@@ -140,8 +138,8 @@ def config(kernel: str, q: int, n: int) -> dict[str, int]:
         cfg = {"BLOCK": 16, "num_warps": 4, "num_stages": 1}
     else:
         rows = 32 if kernel.startswith("bwd") and n > 64 else 64  # (rows, d_state) tiles in registers
-        # three stages for the state-to-output scan and the chunk states: the four target cases'
-        # forwards summed 3.53 ms against 3.78 with two (H100, Triton 3.6, 2026-11-23 14:25 UTC)
+        # three stages for the state-to-output scan and the chunk states: faster than two on the
+        # four target cases' forwards (docs/developer/ssd-notes.md)
         stages = 3 if kernel in ("scan_fwd", "state") else 2
         cfg = {"BLOCK": rows, "num_warps": 4, "num_stages": stages}
     cfg.update(TUNING.get(kernel, {}))

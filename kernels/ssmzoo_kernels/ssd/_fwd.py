@@ -406,7 +406,7 @@ def fused_state_passing(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum:
     cfg = config("fused_state", Q, N)
     # default tiles: the whole d_state (x read once), headdim in blocks of 32 (more programs:
     # the launch has only batch * heads * tiles of them, each walking every chunk)
-    # headdim 16 at d_state > 64 (H100 ab, 08:53 UTC: b8 L4096 N128 forward 1.47 -> 0.96 ms)
+    # headdim 16 at d_state > 64 (faster at N 128: docs/developer/ssd-notes.md, "v3 — measured")
     bp = min(block(P), cfg.get("BLOCK_P", 16 if interpreting() or N > 64 else 32))
     bn = min(block(N), cfg.get("BLOCK_N", 256))
     if "num_warps" not in TUNING.get("fused_state", {}) and not interpreting():
