@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     # scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> (out, last_state)
     ScanFn = Callable[..., tuple[Tensor, Tensor]]
 
-INSTALL = "pip install mamba-ssm --no-build-isolation (or 'ssmzoo[cuda]'), on a machine with CUDA"
+INSTALL = "pip install mamba-ssm --no-build-isolation, on a machine with CUDA and nvcc"
 
 
 def _extension():
@@ -166,8 +166,7 @@ class CudaBackend(ScanBackend):
             "return_last_state only without gradients (the kernel does not backpropagate "
             "through the last state)",
             "no complex A with grouped B/C: mamba_ssm 2.3.2's CUDA backward disagrees with "
-            "mamba_ssm's own selective_scan_ref there (H100, 2026-11-23: dB and dC 110%, "
-            "ddelta 51% off; the forward agrees to 4e-7)",
+            "mamba_ssm's own selective_scan_ref there (docs/benchmarks.md)",
             "B_bias/C_bias cost extra scans: one per group of C for B_bias, one for C_bias, one "
             "for both",
         ]
@@ -199,8 +198,8 @@ class CudaBackend(ScanBackend):
                 return False, f"{name} has dtype {t.dtype}; mamba_ssm's kernel takes {want} here"
         if call.is_complex and 4 in (call.B.dim(), call.C.dim()) and call.groups > 1:
             return False, ("complex A with grouped B/C: mamba_ssm's CUDA backward disagrees "
-                           "with mamba_ssm's own selective_scan_ref for this layout (H100, "
-                           "2026-11-23: dB and dC 110%, ddelta 51% off); use triton or reference")
+                           "with mamba_ssm's own selective_scan_ref for this layout; use "
+                           "triton or reference")
         if (call.return_last_state and torch.is_grad_enabled()
                 and any(t.requires_grad for t in call.tensors().values())):
             return False, ("mamba_ssm's kernel does not backpropagate through the last state; "

@@ -81,11 +81,9 @@ class TritonBackend(ScanBackend):
             "CUDA tensors (CPU only under TRITON_INTERPRET=1, for tests)",
             "float32/float16/bfloat16 inputs, float32 accumulation (no float64)",
             f"d_state <= {MAX_D_STATE}",
-            "selective_scan: slower than mamba_ssm's CUDA kernel on an H100 so far "
-            "(docs/developer/selective-scan-notes.md), so auto prefers 'cuda' when both can run a call, except calls "
-            "with B_bias/C_bias (faster here: the biases are added inside the kernel); "
-            "ssd_scan: faster than mamba_ssm's Triton SSD in the 8 measured cases (0.42-0.95x "
-            "its median time; docs/benchmarks.md), so auto prefers it",
+            "auto order: for selective_scan, 'cuda' (mamba_ssm) first when it can run the "
+            "call, except calls with B_bias/C_bias, which run faster here; for ssd_scan, "
+            "this backend first (timings: docs/benchmarks.md)",
         ]
 
     def supports_selective_scan(self, call: SelectiveScanCall) -> tuple[bool, str]:
