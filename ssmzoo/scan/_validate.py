@@ -78,11 +78,15 @@ class _Checker:
         return value
 
     def param_dtype(self, name: str, t: Tensor | None, ref_name: str, ref: Tensor) -> None:
-        """``t`` is float32 or ``ref``'s dtype (complex ``t`` by its real part)."""
+        """``t`` is not float64 beside a lower-precision ``ref`` (complex ``t`` by its real part).
+
+        A float64 tensor would promote the whole scan to float64; lower or equal precision (a
+        bf16 B from autocast beside float32 u, float32 A beside bf16 u) is upcast as mamba_ssm's
+        reference does."""
         if t is None:
             return
         real = t.real.dtype if t.is_complex() else t.dtype
-        if real not in (torch.float32, ref.dtype):
+        if real == torch.float64 and ref.dtype != torch.float64:
             raise self.fail(name, f"dtype float32 or {ref.dtype} (the dtype of {ref_name!r}); a "
                             f"{real} tensor beside a {ref.dtype} {ref_name!r} would silently change "
                             f"the scan's precision: cast it, or make {ref_name!r} {real} too", t)

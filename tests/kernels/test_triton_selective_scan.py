@@ -34,6 +34,11 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # steps. Half inputs: the reference sees the same rounded inputs, so the error is the rounding of
 # the outputs (and of du, ddelta, dz, dB, dC, which come back in the inputs' dtype): ~1 ulp.
 TOL = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+# dA, dD and ddelta_bias are sums over batch and length of terms of both signs, so their relative
+# error in half precision exceeds the per-element one: bf16 dD 1.19e-2 on a 20-step grouped case
+# (v2 backward, interpreted, 2026-12-02)
+REDUCED = ("A", "D", "delta_bias")
+TOL_REDUCED = {torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +101,8 @@ def test_matches_reference(case: ScanCase, nan_poison) -> None:
     for name, t in grad_inputs(mine).items():
         assert t.grad is not None, f"no gradient for {name}"
         assert t.grad.dtype == t.dtype, f"d{name} has dtype {t.grad.dtype}, expected {t.dtype}"
-        assert_close(f"d{name}", ref_kw[name].grad, t.grad, rtol=tol)
+        assert_close(f"d{name}", ref_kw[name].grad, t.grad,
+                     rtol=TOL_REDUCED[case.dtype] if name in REDUCED else tol)
 
 
 @pytest.mark.parametrize("case", [
