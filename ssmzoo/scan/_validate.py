@@ -7,10 +7,11 @@ Flags (``delta_softplus``, ``return_last_state``, ``dt_softplus``, ``return_fina
 be real ``bool`` values: a string such as ``"no"`` is truthy and would silently mean True.
 
 Dtypes: ``delta`` and ``z`` have u's dtype in ``selective_scan``. Every other tensor
-(A, B, C, D, the biases, the initial state; for ``ssd_scan`` every tensor but x) may be float32 (mamba_ssm keeps A, D and delta_bias
-in float32 beside half-precision inputs) or u's dtype, complex ones by their real part. A float64
-tensor beside a float32 or half-precision u is refused: it would silently turn the whole scan
-into float64 arithmetic. Make u float64 too, or cast the tensor down.
+(A, B, C, D, the biases, the initial state; for ``ssd_scan`` every tensor but x) may have any
+floating dtype up to u's precision, complex ones by their real part (mamba_ssm keeps A, D and
+delta_bias in float32 beside half-precision inputs; autocast gives bf16 B and C beside float32 u).
+A float64 tensor beside a float32 or half-precision u is refused: it would silently turn the
+whole scan into float64 arithmetic. Make u float64 too, or cast the tensor down.
 
 Sizes: batch, dim (heads, headdim) and d_state may be 0 where the result is an empty tensor of
 the right shape; length must be at least 1 (refused with a message). Nothing here computes anything: the validated tensors are
