@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ContractViolation", "ContractReport", "RULES", "check_unit"]
+__all__ = ["ContractViolation", "ContractReport", "RULES", "check_unit", "stepwise", "state_floats"]
 
 
 class ContractViolation(AssertionError):
@@ -98,7 +98,8 @@ def _input(ctx: _Context, dtype: Any, grad: bool = False) -> Any:
     return torch.randn(2, ctx.length, ctx.d_model, dtype=dtype, generator=gen, requires_grad=grad)
 
 
-def _stepwise(unit: Any, x: Any) -> Any:
+def stepwise(unit: Any, x: Any) -> Any:
+    """``unit.step`` token by token over x (batch, length, d_model), stacked like forward's."""
     torch = _torch()
     state = unit.init_state(x.shape[0])
     ys = []
@@ -154,26 +155,27 @@ def _rule_step(ctx: _Context) -> None:
     unit = _build(ctx, torch.float64)
     x = _input(ctx, torch.float64)
     with torch.no_grad():
-        err = _rel(unit(x), _stepwise(unit, x))
+        err = _rel(unit(x), stepwise(unit, x))
     if not err <= 1e-8:
         raise _Broken(f"step() token by token differs from forward() by {err:.2e} (relative "
                       "RMS, float64); expected at most 1e-8")
 
 
-def _floats(state: object) -> int:
+def state_floats(state: object) -> int:
+    """Floats held by a state of tensors in dicts, lists or tuples (complex counts twice)."""
     torch = _torch()
     if isinstance(state, torch.Tensor):
         return state.numel() * (2 if state.is_complex() else 1)
     if isinstance(state, dict):
-        return sum(_floats(v) for v in state.values())
+        return sum(state_floats(v) for v in state.values())
     if isinstance(state, (list, tuple)):
-        return sum(_floats(v) for v in state)
+        return sum(state_floats(v) for v in state)
     raise _Broken(f"init_state() holds a {type(state).__name__}; expected tensors in dicts, "
                   "lists or tuples")
 
 
 def _rule_state_size(ctx: _Context) -> None:
-    counted, declared = _floats(ctx.unit.init_state(1)), int(ctx.unit.state_size())
+    counted, declared = state_floats(ctx.unit.init_state(1)), int(ctx.unit.state_size())
     if counted != declared or counted <= 0:
         raise _Broken(f"state_size() says {declared} floats, init_state(1) holds {counted}")
 
@@ -240,7 +242,7 @@ def _rule_spectrum(ctx: _Context) -> None:
             after = unit(x)
             if float((after - before).abs().max()) <= 1e-6:
                 raise _Broken(f"spectrum scaling in mode {mode!r} did not change the output")
-            err = _rel(after, _stepwise(unit, x))
+            err = _rel(after, stepwise(unit, x))
             if not err <= 1e-8:
                 raise _Broken(f"with {mode!r} spectrum scaling, step() differs from forward() "
                               f"by {err:.2e}")

@@ -13,6 +13,7 @@ import torch
 import ssmzoo
 from ssmzoo.models import spectral_modules
 from ssmzoo.spec import parse
+from ssmzoo.testing import state_floats, stepwise
 from tests.helpers import assert_close
 
 NAMES = ssmzoo.list_units()
@@ -23,15 +24,6 @@ LENGTH = 13  # odd, shorter than every chunk, longer than every conv kernel
 def _build(name: str, dtype: torch.dtype = torch.float64) -> torch.nn.Module:
     torch.manual_seed(0)
     return ssmzoo.build(name, d_model=D_MODEL).to(dtype)
-
-
-def _stepwise(unit: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    state = unit.init_state(x.shape[0])
-    ys = []
-    for t in range(x.shape[1]):
-        y_t, state = unit.step(x[:, t], state)
-        ys.append(y_t)
-    return torch.stack(ys, dim=1)                                              # (b, l, d)
 
 
 def test_there_are_units() -> None:
@@ -62,7 +54,7 @@ def test_step_equals_forward_float64(name: str) -> None:
     unit = _build(name)
     x = torch.randn(2, LENGTH, D_MODEL, dtype=torch.float64)
     with torch.no_grad():
-        assert_close(f"{name}: step vs forward", unit(x), _stepwise(unit, x), rtol=1e-8)
+        assert_close(f"{name}: step vs forward", unit(x), stepwise(unit, x), rtol=1e-8)
 
 
 @pytest.mark.parametrize("mode", ["power", "linear", "delta"])
@@ -91,7 +83,7 @@ def test_spectrum_scaling(name: str, mode: str) -> None:
                 if a0.is_complex():
                     assert torch.equal(a1.imag, a0.imag)
         assert (after - before).abs().max() > 1e-6, f"{name}: {mode} scaling had no effect"
-        assert_close(f"{name}: step vs forward ({mode})", after, _stepwise(unit, x), rtol=1e-8)
+        assert_close(f"{name}: step vs forward ({mode})", after, stepwise(unit, x), rtol=1e-8)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -114,20 +106,10 @@ def test_spec_round_trip(name: str) -> None:
     assert str(ssmzoo.get_registry().resolve(name)) == text
 
 
-def _floats(state: object) -> int:
-    if isinstance(state, torch.Tensor):
-        return state.numel() * (2 if state.is_complex() else 1)
-    if isinstance(state, dict):
-        return sum(_floats(v) for v in state.values())
-    if isinstance(state, (list, tuple)):
-        return sum(_floats(v) for v in state)
-    raise TypeError(type(state))
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_state_size_counts_the_state(name: str) -> None:
     unit = _build(name, torch.float32)
-    assert unit.state_size() == _floats(unit.init_state(1)) > 0
+    assert unit.state_size() == state_floats(unit.init_state(1)) > 0
 
 
 @pytest.mark.parametrize("name", NAMES)
