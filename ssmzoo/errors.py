@@ -99,6 +99,27 @@ class HyperparameterTypeError(SSMZooError, TypeError):
         super().__init__(f"{owner}: hyperparameter {key!r} expects {expected}, got {value!r}")
 
 
+class HyperparameterValueError(HyperparameterTypeError, ValueError):
+    """A hyperparameter of the right type outside its declared range, or breaking a rule that
+    ties it to another (``dt_min <= dt_max``).
+
+    Both a ``TypeError`` (as every hyperparameter error) and a ``ValueError``.
+    """
+
+    def __init__(self, owner: str, key: str, expected: str, value: object, *,
+                 message: str | None = None):
+        super().__init__(owner, key, expected, value)
+        if message is not None:
+            self.args = (message,)
+
+    @classmethod
+    def rule(cls, owner: str, values: dict[str, object], expects: str) -> HyperparameterValueError:
+        """The error of a broken rule between several hyperparameters."""
+        shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+        return cls(owner, ", ".join(values), expects, shown,
+                   message=f"{owner}: hyperparameters {shown} break the rule: {expects}")
+
+
 class MissingHyperparameterError(SSMZooError, TypeError):
     """A required hyperparameter (no default) that the spec did not give."""
 

@@ -30,7 +30,7 @@ from ssmzoo.errors import (
     UnknownTaskError,
     UnknownUnitError,
 )
-from ssmzoo.hparams import HParam, coerce, declared
+from ssmzoo.hparams import HParam, Rule, check_rules, coerce, declared, rules_of
 from ssmzoo.spec import Spec, SpecLike, parse
 
 if TYPE_CHECKING:
@@ -68,6 +68,11 @@ class Entry:
             skip = ("self", "d_model") if self.kind == "unit" else ("self",)
             self._hparams = declared(self.factory, skip=skip)
         return self._hparams
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """The factory's rules between hyperparameters (``dt_min <= dt_max``)."""
+        return rules_of(self.factory)
 
     def hparam(self, key: str) -> HParam:
         for hp in self.hparams:
@@ -352,6 +357,8 @@ class Registry:
             if key not in valid:
                 raise UnknownKeyError(owner, key, valid)
             args[key] = coerce(owner, valid[key], value, self.resolve)
+        defaults = {h.name: h.default for h in entry.hparams if not h.required}
+        check_rules(owner, entry.rules, {**defaults, **args})
         return Spec(entry.name, args)
 
     def resolve(self, spec: SpecLike) -> Spec:
@@ -399,8 +406,16 @@ class Registry:
         return self._call(self._tasks[resolved.name], resolved)
 
     def describe(self, name: str) -> Description:
-        """A unit's, variant's, model's or task's declaration (hyperparameters, paper, variants)."""
+        """A unit's, variant's, model's or task's declaration (hyperparameters, paper, variants).
+
+        ``name`` may be a full spec (``b2s6(h=4)``): its values are validated first, so a value
+        out of range is refused here as everywhere else.
+        """
         spec = parse(name)
+        if spec.args:
+            check = (self.resolve_model if spec.name in self._models else
+                     self.resolve_task if spec.name in self._tasks else self.resolve)
+            check(spec)
         if spec.name in self._models or spec.name in self._tasks:
             entry = self._models.get(spec.name) or self._tasks[spec.name]
             return Description(entry.name, entry.kind, entry.doc, entry.plugin, entry.paper, None,

@@ -25,6 +25,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from ssmzoo.errors import HyperparameterTypeError
+from ssmzoo.hparams import PositiveFloat, PositiveInt, Rule, check_hparams
 from ssmzoo.models.inits import as_complex, dt_bias_init, no_weight_decay, optim_hint, s4d_A_init
 from ssmzoo.models.io import Saveable
 from ssmzoo.models.spectrum import SpectrumScaled
@@ -67,26 +68,27 @@ class B2S6(SpectrumScaled, Saveable, nn.Module):
         dt_max: largest initial Δ
     """
 
-    def __init__(self, d_model: int, *, h: int = 8, d_state: int = 16, bias: bool = True,
-                 complex: bool = True, discretization: Literal["zoh", "euler"] = "zoh",
+    hparam_rules = (
+        Rule("dt_min <= dt_max", lambda dt_min, dt_max: dt_min <= dt_max),
+        Rule("an even d_state when complex=true", lambda complex, d_state: not complex or d_state % 2 == 0),
+        Rule("init=real or auto when complex=false (S4D-Lin and S4D-Inv need complex=true)",
+             lambda complex, init: complex or init in ("real", "auto")),
+    )
+
+    def __init__(self, d_model: PositiveInt, *, h: PositiveInt = 8, d_state: PositiveInt = 16,
+                 bias: bool = True, complex: bool = True,
+                 discretization: Literal["zoh", "euler"] = "zoh",
                  init: Literal["auto", "lin", "inv", "real"] = "auto",
-                 bias_init: Literal["randn", "ones"] = "randn", dt_lr_scale: float = 0.1,
-                 train_dt: bool = True, dt_min: float = 1e-3, dt_max: float = 0.1) -> None:
+                 bias_init: Literal["randn", "ones"] = "randn", dt_lr_scale: PositiveFloat = 0.1,
+                 train_dt: bool = True, dt_min: PositiveFloat = 1e-3,
+                 dt_max: PositiveFloat = 0.1) -> None:
+        check_hparams(B2S6, "unit 'b2s6'", locals())
         super().__init__()
-        owner = "unit 'b2s6'"
-        if h < 1 or d_model % h:
+        if d_model % h:
             divisors = [k for k in range(1, d_model + 1) if d_model % k == 0]
-            raise HyperparameterTypeError(owner, "h", f"a divisor of d_model={d_model} "
+            raise HyperparameterTypeError("unit 'b2s6'", "h", f"a divisor of d_model={d_model} "
                                           f"({', '.join(map(str, divisors))})", h)
-        if complex and (d_state < 2 or d_state % 2):
-            raise HyperparameterTypeError(owner, "d_state", "an even int >= 2 when complex=true",
-                                          d_state)
         init = ("lin" if complex else "real") if init == "auto" else init
-        if not complex and init != "real":
-            raise HyperparameterTypeError(owner, "init", "'real' or 'auto' when complex=false "
-                                          "(S4D-Lin and S4D-Inv need complex=true)", init)
-        if dt_lr_scale <= 0:
-            raise HyperparameterTypeError(owner, "dt_lr_scale", "a float > 0", dt_lr_scale)
         self.d_model, self.h, self.p, self.d_state = d_model, h, d_model // h, d_state
         self.is_complex, self.discretization = complex, discretization
         self.has_bias = bias

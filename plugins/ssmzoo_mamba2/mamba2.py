@@ -19,6 +19,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from ssmzoo.errors import HyperparameterTypeError
+from ssmzoo.hparams import PositiveFloat, PositiveInt, Rule, check_hparams
 from ssmzoo.models.inits import dt_bias_init, no_weight_decay
 from ssmzoo.models.io import Saveable
 from ssmzoo.models.spectrum import SpectrumScaled
@@ -75,28 +76,35 @@ class Mamba2(SpectrumScaled, Saveable, nn.Module):
         bias: bias in in_proj and out_proj
     """
 
-    def __init__(self, d_model: int, *, d_state: int = 128, d_conv: int = 4, expand: int = 2,
-                 headdim: int | Literal["auto"] = "auto", ngroups: int = 1,
-                 A_init_range: tuple[float, float] = (1.0, 16.0), dt_min: float = 1e-3,
-                 dt_max: float = 0.1, dt_init_floor: float = 1e-4,
-                 dt_limit: tuple[float, float] = (0.0, math.inf), chunk_size: int = 256,
-                 D_has_hdim: bool = False, rmsnorm: bool = True, norm_before_gate: bool = False,
-                 conv_bias: bool = True, bias: bool = False) -> None:
+    hparam_rules = (
+        Rule("dt_min <= dt_max", lambda dt_min, dt_max: dt_min <= dt_max),
+        Rule("A_init_range = [lo, hi] with 0 < lo <= hi",
+             lambda A_init_range: 0 < A_init_range[0] <= A_init_range[1]),
+        Rule("dt_limit = [lo, hi] with 0 <= lo < hi",
+             lambda dt_limit: 0 <= dt_limit[0] < dt_limit[1]),
+    )
+
+    def __init__(self, d_model: PositiveInt, *, d_state: PositiveInt = 128, d_conv: PositiveInt = 4,
+                 expand: PositiveInt = 2, headdim: PositiveInt | Literal["auto"] = "auto",
+                 ngroups: PositiveInt = 1,
+                 A_init_range: tuple[PositiveFloat, PositiveFloat] = (1.0, 16.0),
+                 dt_min: PositiveFloat = 1e-3, dt_max: PositiveFloat = 0.1,
+                 dt_init_floor: PositiveFloat = 1e-4, dt_limit: tuple[float, float] = (0.0, math.inf),
+                 chunk_size: PositiveInt = 256, D_has_hdim: bool = False, rmsnorm: bool = True,
+                 norm_before_gate: bool = False, conv_bias: bool = True, bias: bool = False) -> None:
+        check_hparams(Mamba2, "unit 'mamba2'", locals())
         super().__init__()
         owner = "unit 'mamba2'"
         d_inner = expand * d_model
         p = _auto_headdim(d_inner) if headdim == "auto" else headdim
-        if p < 1 or d_inner % p:
+        if d_inner % p:
             raise HyperparameterTypeError(owner, "headdim", f"'auto' or a divisor of d_inner="
                                           f"{d_inner}", headdim)
         heads = d_inner // p
-        if ngroups < 1 or heads % ngroups:
+        if heads % ngroups:
             raise HyperparameterTypeError(owner, "ngroups", f"a divisor of the number of heads "
                                           f"({heads})", ngroups)
         lo, hi = A_init_range
-        if not 0 < lo <= hi:
-            raise HyperparameterTypeError(owner, "A_init_range", "[lo, hi] with 0 < lo <= hi",
-                                          list(A_init_range))
         self.d_model, self.d_inner, self.d_state, self.d_conv = d_model, d_inner, d_state, d_conv
         self.headdim, self.nheads, self.ngroups, self.chunk_size = p, heads, ngroups, chunk_size
         self.dt_limit = (float(dt_limit[0]), float(dt_limit[1]))

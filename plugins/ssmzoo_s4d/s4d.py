@@ -18,7 +18,14 @@ import torch
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
-from ssmzoo.errors import HyperparameterTypeError
+from ssmzoo.hparams import (
+    EvenPositiveInt,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    Rule,
+    check_hparams,
+)
 from ssmzoo.models.inits import as_complex, log_dt_init, no_weight_decay, optim_hint, s4d_A_init
 from ssmzoo.models.io import Saveable
 from ssmzoo.models.spectrum import SpectrumScaled
@@ -42,13 +49,14 @@ class S4D(SpectrumScaled, Saveable, nn.Module):
         ssm_lr: cap on the learning rate of Δ, A and B (S4's convention, 0.001); 0 = base lr
     """
 
-    def __init__(self, d_model: int, *, d_state: int = 64, init: Literal["lin", "inv", "real"] = "lin",
-                 dt_min: float = 1e-3, dt_max: float = 0.1, mode: Literal["fft", "scan"] = "fft",
-                 ssm_lr: float = 1e-3) -> None:
+    hparam_rules = (Rule("dt_min <= dt_max", lambda dt_min, dt_max: dt_min <= dt_max),)
+
+    def __init__(self, d_model: PositiveInt, *, d_state: EvenPositiveInt = 64,
+                 init: Literal["lin", "inv", "real"] = "lin", dt_min: PositiveFloat = 1e-3,
+                 dt_max: PositiveFloat = 0.1, mode: Literal["fft", "scan"] = "fft",
+                 ssm_lr: NonNegativeFloat = 1e-3) -> None:
+        check_hparams(S4D, "unit 's4d'", locals())
         super().__init__()
-        if d_state < 2 or d_state % 2:
-            raise HyperparameterTypeError("unit 's4d'", "d_state",
-                                          "an even int >= 2 (N/2 complex modes)", d_state)
         self.d_model, self.d_state, self.n_modes, self.mode = d_model, d_state, d_state // 2, mode
         m = self.n_modes
         log_re, im = s4d_A_init(m, init)

@@ -19,6 +19,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ssmzoo.errors import HyperparameterTypeError
+from ssmzoo.hparams import PositiveInt, check_hparams
 from ssmzoo.models.io import Saveable
 from ssmzoo.spec import Spec, parse
 
@@ -43,9 +44,10 @@ class Mamba(Saveable, nn.Module):
             d_model (mamba_ssm and HF), given to the core unless its spec sets dt_rank itself
     """
 
-    def __init__(self, d_model: int, *, core: Spec = S6_SPEC, expand: int = 2,
-                 d_conv: int = 4, conv_bias: bool = True, bias: bool = False,
-                 dt_rank: int | Literal["auto"] = "auto") -> None:
+    def __init__(self, d_model: PositiveInt, *, core: Spec = S6_SPEC, expand: PositiveInt = 2,
+                 d_conv: PositiveInt = 4, conv_bias: bool = True, bias: bool = False,
+                 dt_rank: PositiveInt | Literal["auto"] = "auto") -> None:
+        check_hparams(Mamba, "unit 'mamba'", locals())
         super().__init__()
         import ssmzoo
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
-from ssmzoo.errors import HyperparameterTypeError
+from ssmzoo.hparams import PositiveFloat, PositiveInt, Rule, check_hparams
 from ssmzoo.models.inits import (
     dt_bias_init,
     no_weight_decay,
@@ -54,24 +54,25 @@ class S6(SpectrumScaled, Saveable, nn.Module):
         dt_scale: scale of the Δ projection's initial weights
     """
 
-    def __init__(self, d_model: int, *, d_state: int = 16, dt_rank: int | Literal["auto"] = "auto",
-                 dt_broadcast: bool = False, complex: bool = False,
-                 init: Literal["auto", "lin", "inv", "real"] = "auto",
-                 discretization: Literal["euler", "zoh"] = "euler", dt_min: float = 1e-3,
-                 dt_max: float = 0.1, dt_init_floor: float = 1e-4, dt_scale: float = 1.0) -> None:
+    hparam_rules = (
+        Rule("dt_min <= dt_max", lambda dt_min, dt_max: dt_min <= dt_max),
+        Rule("dt_rank=1 when dt_broadcast=true",
+             lambda dt_broadcast, dt_rank: not dt_broadcast or dt_rank == 1),
+        Rule("an even d_state when complex=true", lambda complex, d_state: not complex or d_state % 2 == 0),
+        Rule("init=real or auto when complex=false (S4D-Lin and S4D-Inv need complex=true)",
+             lambda complex, init: complex or init in ("real", "auto")),
+    )
+
+    def __init__(self, d_model: PositiveInt, *, d_state: PositiveInt = 16,
+                 dt_rank: PositiveInt | Literal["auto"] = "auto", dt_broadcast: bool = False,
+                 complex: bool = False, init: Literal["auto", "lin", "inv", "real"] = "auto",
+                 discretization: Literal["euler", "zoh"] = "euler", dt_min: PositiveFloat = 1e-3,
+                 dt_max: PositiveFloat = 0.1, dt_init_floor: PositiveFloat = 1e-4,
+                 dt_scale: PositiveFloat = 1.0) -> None:
+        check_hparams(S6, "unit 's6'", locals())
         super().__init__()
-        owner = "unit 's6'"
         rank = math.ceil(d_model / 16) if dt_rank == "auto" else dt_rank
-        if rank < 1:
-            raise HyperparameterTypeError(owner, "dt_rank", "'auto' or an int >= 1", dt_rank)
-        if dt_broadcast and rank != 1:
-            raise HyperparameterTypeError(owner, "dt_rank", "1 when dt_broadcast=true", dt_rank)
-        if complex and d_state % 2:
-            raise HyperparameterTypeError(owner, "d_state", "an even int when complex=true", d_state)
         init = ("lin" if complex else "real") if init == "auto" else init
-        if not complex and init != "real":
-            raise HyperparameterTypeError(owner, "init", "'real' or 'auto' when complex=false "
-                                          "(S4D-Lin and S4D-Inv need complex=true)", init)
         self.d_model, self.d_state, self.dt_rank = d_model, d_state, rank
         self.dt_broadcast, self.is_complex, self.discretization = dt_broadcast, complex, discretization
         self.x_proj = nn.Linear(d_model, rank + 2 * d_state, bias=False)

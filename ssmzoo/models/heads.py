@@ -8,7 +8,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ssmzoo.errors import HyperparameterTypeError, SSMZooError
+from ssmzoo.errors import SSMZooError
+from ssmzoo.hparams import Fraction, PositiveInt, check_hparams
 from ssmzoo.models.backbone import Encoder, Layer, make_norm, pool
 from ssmzoo.models.io import Saveable
 from ssmzoo.spec import Spec, parse
@@ -27,12 +28,6 @@ class SequenceModel(Saveable, nn.Module):
                  dropout: float, mixer_out: str, pair: bool = False,
                  output_key: str = "d_output") -> None:
         super().__init__()
-        for key, value in (("d_model", d_model), ("n_layers", n_layers), ("d_input", d_input),
-                           (output_key, d_output)):
-            if value < 1:
-                raise HyperparameterTypeError(owner, key, "an int >= 1", value)
-        if vocab_size is not None and vocab_size < 1:
-            raise HyperparameterTypeError(owner, "vocab_size", "none or an int >= 1", vocab_size)
         self.d_model, self.n_layers, self.pool_kind, self.pair = d_model, n_layers, pool, pair
         self.encoder = Encoder(d_model, vocab_size=vocab_size, d_input=d_input, pos=pos,
                                max_len=max_len)
@@ -94,13 +89,15 @@ class Classifier(SequenceModel):
         pair: two sequences per example (LRA retrieval), x (batch, 2, length); head on [a, b, a*b, a-b]
     """
 
-    def __init__(self, *, mixer: Spec = S4D_SPEC, d_model: int = 64, n_layers: int = 2,
-                 n_classes: int, d_input: int = 1, vocab_size: int | None = None,
+    def __init__(self, *, mixer: Spec = S4D_SPEC, d_model: PositiveInt = 64,
+                 n_layers: PositiveInt = 2, n_classes: PositiveInt, d_input: PositiveInt = 1,
+                 vocab_size: PositiveInt | None = None,
                  pool: Literal["mean", "last"] = "mean", bidirectional: bool = False,
                  norm: Literal["layer", "batch", "rms"] = "layer", prenorm: bool = True,
-                 pos: Literal["none", "sinusoidal", "learned"] = "none", max_len: int = 4096,
-                 dropout: float = 0.0, mixer_out: Literal["auto", "glu", "none"] = "auto",
-                 pair: bool = False) -> None:
+                 pos: Literal["none", "sinusoidal", "learned"] = "none",
+                 max_len: PositiveInt = 4096, dropout: Fraction = 0.0,
+                 mixer_out: Literal["auto", "glu", "none"] = "auto", pair: bool = False) -> None:
+        check_hparams(Classifier, "model 'classifier'", locals())
         super().__init__("model 'classifier'", mixer=mixer, d_model=d_model, n_layers=n_layers,
                          d_output=n_classes, d_input=d_input, vocab_size=vocab_size, pool=pool,
                          bidirectional=bidirectional, norm=norm, prenorm=prenorm, pos=pos,
@@ -130,12 +127,14 @@ class Regressor(SequenceModel):
         mixer_out: after the mixer: glu (S4's GELU + GLU), none, or auto (glu for a core only)
     """
 
-    def __init__(self, *, mixer: Spec = S4D_SPEC, d_model: int = 64, n_layers: int = 1,
-                 d_input: int = 1, d_output: int = 1, pool: Literal["last", "mean"] = "last",
+    def __init__(self, *, mixer: Spec = S4D_SPEC, d_model: PositiveInt = 64,
+                 n_layers: PositiveInt = 1, d_input: PositiveInt = 1, d_output: PositiveInt = 1,
+                 pool: Literal["last", "mean"] = "last",
                  bidirectional: bool = False, norm: Literal["layer", "batch", "rms"] = "layer",
                  prenorm: bool = True, pos: Literal["none", "sinusoidal", "learned"] = "none",
-                 max_len: int = 4096, dropout: float = 0.0,
+                 max_len: PositiveInt = 4096, dropout: Fraction = 0.0,
                  mixer_out: Literal["auto", "glu", "none"] = "auto") -> None:
+        check_hparams(Regressor, "model 'regressor'", locals())
         super().__init__("model 'regressor'", mixer=mixer, d_model=d_model, n_layers=n_layers,
                          d_output=d_output, d_input=d_input, vocab_size=None, pool=pool,
                          bidirectional=bidirectional, norm=norm, prenorm=prenorm, pos=pos,

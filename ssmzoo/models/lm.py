@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssmzoo.errors import HyperparameterTypeError
+from ssmzoo.hparams import Fraction, PositiveFloat, PositiveInt, check_hparams
 from ssmzoo.models.backbone import Layer, make_norm
 from ssmzoo.models.io import Saveable
 from ssmzoo.spec import Spec, parse
@@ -40,14 +41,13 @@ class LM(Saveable, nn.Module):
         residual_in_fp32: keep the residual stream in float32 under half precision (mamba_ssm)
     """
 
-    def __init__(self, *, mixer: Spec = MAMBA_SPEC, d_model: int = 64, n_layers: int = 2,
-                 vocab_size: int, norm: Literal["rms", "layer"] = "rms", norm_eps: float = 1e-5,
-                 dropout: float = 0.0, mixer_out: Literal["auto", "glu", "none"] = "auto",
+    def __init__(self, *, mixer: Spec = MAMBA_SPEC, d_model: PositiveInt = 64,
+                 n_layers: PositiveInt = 2, vocab_size: PositiveInt,
+                 norm: Literal["rms", "layer"] = "rms", norm_eps: PositiveFloat = 1e-5,
+                 dropout: Fraction = 0.0, mixer_out: Literal["auto", "glu", "none"] = "auto",
                  tie_embeddings: bool = True, residual_in_fp32: bool = True) -> None:
+        check_hparams(LM, "model 'lm'", locals())
         super().__init__()
-        for key, value in (("d_model", d_model), ("n_layers", n_layers), ("vocab_size", vocab_size)):
-            if value < 1:
-                raise HyperparameterTypeError("model 'lm'", key, "an int >= 1", value)
         self.d_model, self.n_layers, self.vocab_size = d_model, n_layers, vocab_size
         self.embedding = nn.Embedding(vocab_size, d_model)
         self.layers = nn.ModuleList(

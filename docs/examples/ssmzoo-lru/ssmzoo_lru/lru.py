@@ -7,11 +7,13 @@ Notation: batch = b, length = l, d_model = d, d_state = n (complex modes).
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from ssmzoo.hparams import Ge, Le, PositiveFloat, PositiveInt, Rule, check_hparams
 from ssmzoo.models.io import Saveable
 from ssmzoo.models.spectrum import SpectrumScaled
 
@@ -73,13 +75,17 @@ class LRU(SpectrumScaled, Saveable, nn.Module):
     torch.Size([2, 10, 8])
     """
 
-    def __init__(self, d_model: int, d_state: int = 64, r_min: float = 0.0, r_max: float = 1.0,
-                 max_phase: float = 2 * math.pi) -> None:
+    # Checked with the ranges in the annotations wherever a spec is validated (resolve,
+    # describe, grid run --check) and, through check_hparams, when the class is built directly.
+    hparam_rules = (Rule("r_min < r_max", lambda r_min, r_max: r_min < r_max),)
+
+    def __init__(self, d_model: PositiveInt, d_state: PositiveInt = 64,
+                 r_min: Annotated[float, Ge(0), Le(1)] = 0.0,
+                 r_max: Annotated[float, Ge(0), Le(1)] = 1.0,
+                 max_phase: PositiveFloat = 2 * math.pi) -> None:
+        check_hparams(LRU, "unit 'lru'", locals())
         super().__init__()
         self.init_spectrum()  # spectrum_scale (a buffer, 1) and spectrum_mode ("power")
-        if not 0.0 <= r_min < r_max <= 1.0:
-            raise ValueError(f"lru: expected 0 <= r_min < r_max <= 1, got r_min={r_min}, "
-                             f"r_max={r_max}")
         self.d_model, self.d_state = d_model, d_state
         nu_log, theta_log = ring_init(d_state, r_min, r_max, max_phase)
         self.nu_log = nn.Parameter(nu_log)  # (n,)

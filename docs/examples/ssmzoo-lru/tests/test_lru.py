@@ -17,6 +17,13 @@ def test_registered_through_the_entry_point() -> None:
     assert ssmzoo.describe("lru-long").overrides["r_min"] == 0.9
 
 
+def test_ranges_are_checked_by_name() -> None:
+    with pytest.raises(ValueError, match="r_min=0.95, r_max=0.9 break the rule: r_min < r_max"):
+        ssmzoo.describe("lru(r_min=0.95, r_max=0.9)")
+    with pytest.raises(ValueError, match="'r_max' expects float in \\[0, 1\\], got 1.5"):
+        ssmzoo.build("lru(r_max=1.5)", d_model=8)
+
+
 def test_ring_initialisation() -> None:
     torch.manual_seed(0)
     unit = ssmzoo.build("lru-long(d_state=256)", d_model=8)
