@@ -62,6 +62,22 @@ def _decay(dt: Tensor, AT: Tensor) -> Tensor:
     return torch.polar(mag, dt * AT.imag) if AT.is_complex() else mag
 
 
+def _block_decay(dtr: Tensor, AT: Tensor) -> Tensor:
+    """exp((Σ_i Δ_i) A), each sub-block's whole decay, for Δ (b, q, J, 1, dim) -> (b, J, n, dim).
+
+    Summed and multiplied in float64, the phase reduced modulo 2π, as in
+    :func:`ssmzoo.scan._scan_fn._block_decay` (a float32 sum of q steps' Δ, times a large Im A,
+    is the scan's largest rounding error); float32 on devices without float64 (MPS).
+    """
+    if dtr.dtype != torch.float32 or dtr.device.type == "mps":
+        return _decay(dtr.sum(1), AT)
+    t = dtr.sum(1, dtype=torch.float64)  # (b, J, 1, d)
+    mag = torch.exp2(t * (AT.real.double() * LOG2E)).float()  # (b, J, n, d)
+    if not AT.is_complex():
+        return mag
+    return torch.polar(mag, torch.remainder(t * AT.imag.double(), 2 * math.pi).float())
+
+
 def _contract(h: Tensor, C: Tensor) -> Tensor:
     """Σ_n h·C over axis 2, or 2·Re of it for complex states: (b, J, n, g, r) -> (b, J, g·r).
 
@@ -125,7 +141,7 @@ def _chunk(h0: Tensor, dt: Tensor, u: Tensor, AT: Tensor, Bv: Tensor | None,
         h_end = torch.addcmul(xs[i], decays[i], h_end)  # (b, J, n, d)
     # 3. the sub-block recurrence: states entering each sub-block, and the chunk's last state;
     #    a sub-block's decay is exp((Σ_i Δ_i) A), since A does not depend on the step
-    P_end = _decay(dtr.sum(1), AT)  # (b, J, n, d)
+    P_end = _block_decay(dtr, AT)  # (b, J, n, d)
     H = h0
     H_in = []
     for h_e, P_e in zip(h_end.unbind(1), P_end.unbind(1)):  # J x (b, n, d)

@@ -8,10 +8,11 @@ no vector math library here), so in float32 these are written out:
   its Taylor polynomial to degree 7 (truncation < 6e-9 relative), 2^k built in the exponent bits;
   expm1 = 2^k·(e^r - 1) + (2^k - 1) keeps full relative precision near 0. Arguments are clamped
   to [-87, 88] (below, the result is ~1e-38 instead of a denormal or 0).
-- ``sincos``: θ = q·π/2 + r with |r| <= π/4 (π/2 in three parts), the Taylor polynomials of
-  sin and cos on r (degrees 9 and 10: < 3e-9), the quadrant q mod 4 chosen by selects.
-  Accurate to float32 rounding for |θ| up to ~1e4 (beyond that the phase itself carries no
-  float32 information).
+- ``sincos``: θ = q·π/2 + r with |r| <= π/4 (r formed in float64, the one step that needs more
+  than float32: a float32 Cody–Waite split of π/2 is refolded by fast-math's reassociation), the
+  Taylor polynomials of sin and cos on r (degrees 9 and 10: < 3e-9), the quadrant q mod 4 chosen
+  by selects. Accurate to float32 rounding for |θ| up to ~1e6 (beyond that the phase itself
+  carries little float32 information).
 
 Float64 calls go to libm unchanged, so the float64 results keep the 1e-10 agreement with the
 sequential loop that the tests ask for.
@@ -30,9 +31,7 @@ LOG2E = 1.4426950408889634
 LN2_HI = 0.693359375          # ln 2 = LN2_HI + LN2_LO, LN2_HI exact in 9 bits
 LN2_LO = -2.12194440e-4
 TWO_OVER_PI = 0.6366197723675814
-PIO2_1 = 1.5703125            # π/2 = PIO2_1 + PIO2_2 + PIO2_3 (Cody–Waite, float32)
-PIO2_2 = 4.837512969970703125e-4
-PIO2_3 = 7.54978995489188216e-8
+PIO2 = math.pi / 2
 
 f32 = np.float32
 
@@ -89,7 +88,10 @@ def _sincos_impl(x):
     if x == types.float32:
         def impl(x):
             q = np.floor(x * f32(TWO_OVER_PI) + f32(0.5))
-            r = ((x - q * f32(PIO2_1)) - q * f32(PIO2_2)) - q * f32(PIO2_3)
+            # the reduction in float64: one product and one difference, which fast-math's
+            # reassociation cannot undo (it folded float32 Cody-Waite's three parts of pi/2 back
+            # into one, an error of |x|·3e-8: 2.7e-6 at |x| = 100)
+            r = f32(np.float64(x) - np.float64(q) * PIO2)
             r2 = r * r
             s = r + r * r2 * (f32(-1 / 6) + r2 * (f32(1 / 120) + r2 * (
                 f32(-1 / 5040) + r2 * f32(1 / 362880))))
