@@ -140,7 +140,9 @@ def test_backend_refuses_what_it_cannot_run(monkeypatch) -> None:
     assert not ok and "float64" in why and "reference" in why
     with pytest.raises(BackendUnavailableError, match="float64"):
         ssmzoo.selective_scan(**kw, backend="triton")
-    wide = SelectiveScanCall(**selective_scan_inputs(replace(BASE, d_state=65, length=2)))
+    wide_kw = selective_scan_inputs(replace(BASE, d_state=65, length=2))
+    wide = SelectiveScanCall(**{k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v)
+                                for k, v in wide_kw.items()})
     ok, why = TritonBackend().supports_selective_scan(wide)
     assert not ok and "d_state 65" in why
     if DEVICE == "cpu":
