@@ -31,7 +31,7 @@ from ssmzoo.grid.store import DONE, Store
 if TYPE_CHECKING:
     from ssmzoo.registry import Registry
 
-__all__ = ["run_grid", "GridRun", "plan", "runner_id", "LEASE"]
+__all__ = ["run_grid", "GridRun", "plan", "runner_id", "cores", "cell_label", "LEASE"]
 
 EXECUTORS = ("local", "ray")
 LEASE = 60.0  # seconds a claim lives without renewal; renewed every third of it
@@ -108,41 +108,115 @@ def plan(cfg: GridConfig, store: Store, *, retry_failed: bool = False) -> tuple[
     return todo, skipped
 
 
-class _Progress:
-    """A rich progress bar: cells done, and the current cell's step and loss (local executor)."""
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
-    def __init__(self, total: int, done: int, enabled: bool):
+
+def cell_label(cell: Cell) -> str:
+    """A short label of a cell for progress lines: variant, the task's name and the seed, with the
+    swept values (``s6 mqar s0``; a task spec's arguments are left out)."""
+    from ssmzoo.spec import parse
+
+    try:
+        task = parse(cell.label_task or cell.task).name
+    except Exception:
+        task = cell.label_task or cell.task
+    sweep = "".join(f" {k}={v}" for k, v in cell.sweep.items())
+    return f"{cell.label_variant or cell.variant} {task} s{cell.seed}{sweep}"
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds + 0.5))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+class _Progress:
+    """Progress of a grid run, readable at 80 columns.
+
+    In a terminal: one rich line, ``cells ━━━━━━ 3/12 0:42 ETA 2:05 s6 mqar s0 120/400``
+    (cells done, elapsed, time left from this run's pace, the running cells' short labels and
+    steps). Otherwise (a batch job, ``nohup``, a pipe): one plain line per finished cell on
+    stderr, with the same counts, so a log file shows where a run stands.
+    """
+
+    def __init__(self, cells: list[Cell], done: int, enabled: bool, *,
+                 terminal: bool | None = None, console: Any = None) -> None:
+        import sys
+
+        self.total, self.done, self.enabled = len(cells), done, enabled
+        self.start = time.monotonic()
+        self.ran = 0  # cells finished by this run (the pace of the ETA)
+        self.steps = {c.key: max(1, int(c.train.get("steps", 0) or 1)) for c in cells}
+        self.running: dict[str, tuple[str, int]] = {}  # key -> (label, step)
         self.bar = None
+        self.stream = sys.stderr
         if not enabled:
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        if terminal is None:
+            terminal = self.stream.isatty()
+        if not terminal:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("{task.fields[detail]}"))
-        self.task = self.bar.add_task("cells", total=total, completed=done, detail="")
+        console = console or Console(file=self.stream)
+        self.bar = Progress(TextColumn("cells"), BarColumn(bar_width=16), MofNCompleteColumn(),
+                            TextColumn("{task.fields[clock]}"),
+                            TextColumn("{task.fields[detail]}"), console=console,
+                            transient=False, refresh_per_second=4)
+        self.task = self.bar.add_task("cells", total=self.total, completed=done, clock="",
+                                      detail="")
         self.bar.start()
 
-    def cell(self, cell: Cell) -> Callable[[int, float], None]:
-        steps = cell.train.get("steps", 0)
-        name = f"{cell.label_variant} | {cell.label_task} | seed {cell.seed}"
+    def _eta(self) -> str:
+        elapsed = time.monotonic() - self.start
+        frac = self.ran + sum(step / self.steps.get(key, 1)
+                              for key, (_, step) in self.running.items())
+        left = self.total - self.done - frac
+        if frac <= 0 or left <= 0:
+            return _clock(elapsed)
+        return f"{_clock(elapsed)} ETA {_clock(elapsed / frac * left)}"
 
-        def update(step: int, loss: float) -> None:
-            if self.bar is not None:
-                self.bar.update(self.task, detail=f"{name}  step {step}/{steps}  loss {loss:.4g}")
-        update(0, float("nan"))
-        return update
+    def _refresh(self) -> None:
+        if self.bar is None:
+            return
+        width = max(10, self.bar.console.width - 44)  # what the bar, counts and clocks leave
+        detail = "  ".join(f"{label} {step}/{self.steps.get(key, 1)}"
+                           for key, (label, step) in self.running.items())
+        self.bar.update(self.task, completed=self.done, clock=self._eta(),
+                        detail=_short(detail, width))
+
+    def started(self, cell: Cell) -> None:
+        self.running[cell.key] = (cell_label(cell), 0)
+        self._refresh()
+
+    def step(self, key: str, step: int) -> None:
+        if key in self.running:
+            self.running[key] = (self.running[key][0], step)
+            self._refresh()
+
+    def cell(self, cell: Cell) -> Callable[[int, float], None]:
+        """The training loop's progress callback for ``cell`` (the in-process executor)."""
+        self.started(cell)
+        return lambda step, loss: self.step(cell.key, step)
 
     def advance(self, record: dict[str, Any]) -> None:
+        label = self.running.pop(record["key"], (record.get("variant", "?"), 0))[0]
+        self.done += 1
+        self.ran += 1
+        if not self.enabled:
+            return
         if self.bar is not None:
-            self.bar.update(self.task, advance=1,
-                            detail=f"{record['variant']} | {record['task']}: {record['status']}")
+            self._refresh()
+            return
+        metric = record.get("metric")
+        value = record.get("test") if record.get("test") is not None else record.get("val")
+        shown = f" {metric} {value:.4g}" if metric and isinstance(value, (int, float)) else ""
+        took = record.get("wall_time")
+        took_text = f" in {took:.0f}s" if isinstance(took, (int, float)) else ""
+        print(_short(f"[{self.done}/{self.total}] {label}: {record.get('status')}{shown}"
+                     f"{took_text}; {self._eta()}", 100), file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -152,8 +226,13 @@ class _Progress:
 def run_grid(grid: str | GridConfig, *, out: str | Path | None = None, executor: str = "local",
              device: str | None = None, retry_failed: bool = False, address: str | None = None,
              num_cpus: int | None = None, registry: Registry | None = None,
-             progress: bool = True, lease: float = LEASE) -> GridRun:
+             progress: bool = True, lease: float = LEASE, jobs: int = 1) -> GridRun:
     """Run a grid file (path or built-in name) into ``out`` (default ``runs/NAME``).
+
+    ``jobs``: cells trained at once by the local executor, each in a worker process of its own
+    with ``cores // jobs`` torch threads (at least 1; a cell's ``[train] threads`` overrides it);
+    ``jobs=1`` trains them one by one in this process. Workers load the registry from the
+    installed plugins, so a ``registry`` passed in needs ``jobs=1``.
 
     ``executor="ray"`` runs cells as Ray tasks on a local cluster started for the run (``num_cpus``
     CPUs) or on the cluster at ``address``; with ``device="cuda"`` each cell asks for one GPU.
@@ -167,6 +246,11 @@ def run_grid(grid: str | GridConfig, *, out: str | Path | None = None, executor:
 
         raise ConfigError(f"grid run: executor expects one of {', '.join(EXECUTORS)}, got "
                           f"{executor!r}{did_you_mean(executor, EXECUTORS)}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"grid run: jobs expects an int >= 1, got {jobs!r}")
+    if jobs > 1 and registry is not None:
+        raise ConfigError("grid run: jobs > 1 trains cells in worker processes, which load the "
+                          "installed plugins' registry; a registry passed in runs with jobs=1")
     if executor == "ray":
         _import_ray()  # fail before any work when Ray is missing
     cfg = grid if isinstance(grid, GridConfig) else load_grid(grid, registry=registry)
@@ -175,11 +259,14 @@ def run_grid(grid: str | GridConfig, *, out: str | Path | None = None, executor:
         store.set_meta(name=cfg.name, path=cfg.path, toml=cfg.text,
                        plan=[c.key for c in cfg.cells])
         todo, skipped = plan(cfg, store, retry_failed=retry_failed)
-        bar = _Progress(len(cfg.cells), len(cfg.cells) - len(todo), progress)
+        bar = _Progress(cfg.cells, len(cfg.cells) - len(todo), progress)
         runner = runner_id()
         renewer = _Renewer(out, runner, float(lease))
         try:
-            if executor == "local":
+            if executor == "local" and jobs > 1 and len(todo) > 1:
+                ran = _run_pool(cfg, todo, store, bar, renewer, device=device, jobs=jobs,
+                                retry_failed=retry_failed)
+            elif executor == "local":
                 ran = _run_local(cfg, todo, store, bar, renewer, device=device,
                                  registry=registry, retry_failed=retry_failed)
             elif todo:
@@ -238,6 +325,152 @@ def _run_local(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
         if pending:
             time.sleep(min(1.0, renewer.lease / 4))
     return ran
+
+
+# ---- the local pool: cells in worker processes ---------------------------------------------
+_QUEUE: Any = None  # a worker's channel for step progress back to the runner
+
+
+def _pool_init(threads: int, queue: Any) -> None:
+    import torch
+
+    global _QUEUE
+    torch.set_num_threads(threads)
+    _QUEUE = queue
+
+
+def _pool_cell(cell: dict[str, Any], grid: str, device: str | None) -> dict[str, Any]:
+    last = [0.0]
+
+    def progress(step: int, loss: float) -> None:
+        now = time.monotonic()
+        if _QUEUE is not None and now - last[0] > 0.25:  # a few updates a second, not per step
+            last[0] = now
+            with contextlib.suppress(Exception):
+                _QUEUE.put_nowait((cell["key"], step))
+
+    return run_cell(cell, grid=grid, device=device, progress=progress)
+
+
+def _worker_died(cell: Cell, grid: str) -> dict[str, Any]:
+    """The row of a cell whose worker process died twice while it trained (killed, out of
+    memory, a crash in native code): failed, with why."""
+    return {"key": cell.key, "grid": grid, "variant": cell.label_variant,
+            "task": cell.label_task, "seed": cell.seed, "sweep": cell.sweep,
+            "config": cell.to_dict(), "status": "failed",
+            "error": "a worker process died twice while this cell trained (killed, out of "
+                     "memory, or a crash in native code); run it with --jobs 1 to see why"}
+
+
+def cores() -> int:
+    """CPU cores this process may use (its affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _run_pool(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
+              renewer: _Renewer, *, device: str | None, jobs: int, retry_failed: bool) -> int:
+    """Keep ``jobs`` cells training in worker processes: claim a cell when a worker is free,
+    write each row the moment its cell ends; cells other runners hold are tried again later."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    workers = min(jobs, len(todo))
+    threads = max(1, cores() // workers)
+    ctx = mp.get_context("spawn")  # no fork of a process holding threads and a SQLite handle
+    queue = ctx.Queue()
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_pool_init,
+                                   initargs=(threads, queue))
+
+    pool = new_pool()
+    running: dict[Any, Cell] = {}
+    pending = list(todo)
+    first_try = {c.key for c in todo} if retry_failed else set()
+    breaks: dict[str, int] = {}  # cell -> pools that broke while it trained
+    ran = 0
+
+    def record(cell: Cell, row: dict[str, Any]) -> None:
+        nonlocal ran
+        renewer.drop(cell.key)
+        try:
+            written = store.write(row, runner=renewer.runner)
+        except BaseException:  # e.g. a full disk: free the cell for the next run at once
+            with contextlib.suppress(Exception):
+                store.release(cell.key, renewer.runner)
+            raise
+        if written:
+            ran += 1
+            bar.advance(row)
+
+    try:
+        while pending or running:
+            waiting: list[Cell] = []
+            for cell in pending:
+                if len(running) >= workers:
+                    waiting.append(cell)
+                    continue
+                state = store.claim(cell.key, renewer.runner, lease=renewer.lease,
+                                    retry_failed=cell.key in first_try)
+                first_try.discard(cell.key)
+                if state == "busy":
+                    waiting.append(cell)
+                elif state == "claimed":
+                    renewer.hold(cell.key)
+                    running[pool.submit(_pool_cell, cell.to_dict(), cfg.name, device)] = cell
+                    bar.started(cell)
+            pending = waiting
+            if not running:  # every cell left is held by another runner
+                time.sleep(min(1.0, renewer.lease / 4))
+                continue
+            finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+            with contextlib.suppress(Exception):
+                while True:
+                    key, step = queue.get_nowait()
+                    bar.step(key, step)
+            broken = False
+            for fut in finished:
+                exc = fut.exception()
+                if isinstance(exc, BrokenProcessPool):
+                    broken = True
+                elif exc is not None:  # run_cell records a failed run; this is anything else
+                    cell = running.pop(fut)
+                    record(cell, {**_worker_died(cell, cfg.name),
+                                  "error": f"{type(exc).__name__}: {exc}"})
+                else:
+                    record(running.pop(fut), fut.result())
+            if broken:
+                # One worker died and took the pool with it; which cell killed it is unknown:
+                # every cell it was training goes back to the queue, and a cell that was in two
+                # broken pools is recorded as failed.
+                pool.shutdown(wait=False, cancel_futures=True)
+                for cell in running.values():
+                    breaks[cell.key] = breaks.get(cell.key, 0) + 1
+                    if breaks[cell.key] >= 2:
+                        record(cell, _worker_died(cell, cfg.name))
+                    else:
+                        renewer.drop(cell.key)
+                        store.release(cell.key, renewer.runner)
+                        bar.running.pop(cell.key, None)
+                        pending.append(cell)
+                running.clear()
+                pool = new_pool()
+        return ran
+    finally:
+        for cell in running.values():  # interrupted: free the claims of unfinished cells
+            renewer.drop(cell.key)
+            with contextlib.suppress(Exception):
+                store.release(cell.key, renewer.runner)
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        queue.close()
 
 
 def _import_ray() -> Any:
