@@ -163,6 +163,21 @@ class ScanArgumentError(SSMZooError, ValueError):
         super().__init__(f"{function}: argument {argument!r} expected {expected}, got {actual}")
 
 
+class InputError(SSMZooError, ValueError):
+    """An input of a unit's or model's ``forward`` or ``step`` (or the state given to ``step``)
+    with the wrong shape, dtype, device or values; names the argument, the expected and the
+    actual value (``unit 's6': input x expects shape (batch, length, 16), got (2, 5, 17)``).
+
+    Raised by the checks in :mod:`ssmzoo.models.checks`, before any computation.
+    """
+
+    def __init__(self, owner: str, argument: str, expected: str, actual: str, *,
+                 message: str | None = None):
+        self.owner, self.argument, self.expected, self.actual = owner, argument, expected, actual
+        super().__init__(message if message is not None else
+                         f"{owner}: {argument} expects {expected}, got {actual}")
+
+
 class BackendUnavailableError(SSMZooError, RuntimeError):
     """A backend that was named explicitly but cannot run this call; says why."""
 

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from ssmzoo.errors import HyperparameterTypeError
 from ssmzoo.hparams import PositiveFloat, PositiveInt, Rule, check_hparams
+from ssmzoo.models.checks import check_sequence, check_step
 from ssmzoo.models.inits import as_complex, dt_bias_init, no_weight_decay, optim_hint, s4d_A_init
 from ssmzoo.models.io import Saveable
 from ssmzoo.models.spectrum import SpectrumScaled
@@ -170,6 +171,7 @@ class B2S6(SpectrumScaled, Saveable, nn.Module):
         """x: (batch, length, d_model) -> (batch, length, d_model)."""
         import ssmzoo
 
+        check_sequence("unit 'b2s6'", x, self.d_model, dtype_of=self.dt_weight)
         delta, B, C = self._scan_selection(x)         # (b, d, l), (b, h, m, l or 2l) x2
         bias, softplus = self.dt_bias, True
         if self.delta_scale() is not None:  # MambaExtend: scale Δ after the softplus
@@ -194,6 +196,7 @@ class B2S6(SpectrumScaled, Saveable, nn.Module):
 
     def step(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One token: x_t (batch, d_model) -> (y_t (batch, d_model), state)."""
+        check_step("unit 'b2s6'", self, x_t, state, self.d_model, dtype_of=self.dt_weight)
         raw, B, C = self._selection(x_t)                          # (b, d), (b, h, m), (b, h, m)
         dt = self.scaled_delta(F.softplus(raw + self.dt_bias))   # (b, d)
         A = self.effective_A()                                    # (d, m)

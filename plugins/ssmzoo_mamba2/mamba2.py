@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ssmzoo.errors import HyperparameterTypeError
 from ssmzoo.hparams import PositiveFloat, PositiveInt, Rule, check_hparams
+from ssmzoo.models.checks import check_sequence, check_step
 from ssmzoo.models.inits import dt_bias_init, no_weight_decay
 from ssmzoo.models.io import Saveable
 from ssmzoo.models.spectrum import SpectrumScaled
@@ -134,6 +135,7 @@ class Mamba2(SpectrumScaled, Saveable, nn.Module):
         """u: (batch, length, d_model) -> (batch, length, d_model)."""
         import ssmzoo
 
+        check_sequence("unit 'mamba2'", u, self.d_model, dtype_of=self.in_proj.weight, name="u")
         length = u.shape[1]
         z, xBC, dt = torch.split(self.in_proj(u), [self.d_inner, self.conv_dim, self.nheads], -1)
         xBC = self.conv1d(rearrange(xBC, "b l c -> b c l"))[..., :length]       # (b, c, l)
@@ -164,6 +166,8 @@ class Mamba2(SpectrumScaled, Saveable, nn.Module):
 
     def step(self, u_t: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         """One token: u_t (batch, d_model) -> (y_t (batch, d_model), state)."""
+        check_step("unit 'mamba2'", self, u_t, state, self.d_model, dtype_of=self.in_proj.weight,
+                   name="u_t")
         z, xBC, dt = torch.split(self.in_proj(u_t), [self.d_inner, self.conv_dim, self.nheads], -1)
         window = torch.cat([state["conv"], xBC[:, :, None]], dim=-1)           # (b, c, d_conv)
         xBC = torch.einsum("bck,ck->bc", window, self.conv1d.weight[:, 0, :])

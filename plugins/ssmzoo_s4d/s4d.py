@@ -26,6 +26,7 @@ from ssmzoo.hparams import (
     Rule,
     check_hparams,
 )
+from ssmzoo.models.checks import check_sequence, check_step
 from ssmzoo.models.inits import as_complex, log_dt_init, no_weight_decay, optim_hint, s4d_A_init
 from ssmzoo.models.io import Saveable
 from ssmzoo.models.spectrum import SpectrumScaled
@@ -101,8 +102,11 @@ class S4D(SpectrumScaled, Saveable, nn.Module):
     # ---- sequence and step -----------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         """x: (batch, length, d_model) -> (batch, length, d_model)."""
+        check_sequence("unit 's4d'", x, self.d_model, dtype_of=self.D)
         u = rearrange(x, "b l d -> b d l")
         length = u.shape[-1]
+        if self.mode == "fft" and u.shape[0] == 0:  # an FFT of no sequences fails (oneMKL)
+            return x * self.D
         if self.mode == "fft":
             k = self.kernel(length)                                          # (d, l)
             n = 2 * length
@@ -125,6 +129,7 @@ class S4D(SpectrumScaled, Saveable, nn.Module):
 
     def step(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One token: x_t (batch, d_model), state (batch, d_model, d_state/2) -> (y_t, state)."""
+        check_step("unit 's4d'", self, x_t, state, self.d_model, dtype_of=self.D)
         dA, dB, C = self._discrete()
         state = dA * state + dB * x_t[:, :, None]                            # (b, d, m)
         y = 2 * torch.einsum("bdm,dm->bd", state, C).real + self.D * x_t     # (b, d)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ssmzoo.errors import HyperparameterTypeError
 from ssmzoo.hparams import PositiveInt, check_hparams
+from ssmzoo.models.checks import check_sequence, check_step
 from ssmzoo.models.io import Saveable
 from ssmzoo.spec import Spec, parse
 
@@ -70,6 +71,9 @@ class Mamba(Saveable, nn.Module):
 
     def forward(self, u: Tensor) -> Tensor:
         """u: (batch, length, d_model) -> (batch, length, d_model)."""
+        # checked here, at d_model, so that a wrong input names the block; the core checks its
+        # own (correct by construction) input again at d_inner
+        check_sequence("unit 'mamba'", u, self.d_model, dtype_of=self.in_proj.weight, name="u")
         length = u.shape[1]
         x, z = self.in_proj(u).chunk(2, dim=-1)                                # (b, l, e) each
         x = self.conv1d(rearrange(x, "b l e -> b e l"))[..., :length]          # (b, e, l)
@@ -85,6 +89,8 @@ class Mamba(Saveable, nn.Module):
 
     def step(self, u_t: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         """One token: u_t (batch, d_model) -> (y_t (batch, d_model), state)."""
+        check_step("unit 'mamba'", self, u_t, state, self.d_model, dtype_of=self.in_proj.weight,
+                   name="u_t")
         x, z = self.in_proj(u_t).chunk(2, dim=-1)                              # (b, e) each
         window = torch.cat([state["conv"], x[:, :, None]], dim=-1)             # (b, e, d_conv)
         x = torch.einsum("bek,ek->be", window, self.conv1d.weight[:, 0, :])

@@ -22,6 +22,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from ssmzoo.hparams import PositiveFloat, PositiveInt, Rule, check_hparams
+from ssmzoo.models.checks import check_sequence, check_step
 from ssmzoo.models.inits import (
     dt_bias_init,
     no_weight_decay,
@@ -104,14 +105,20 @@ class S6(SpectrumScaled, Saveable, nn.Module):
         else:
             delta = self.dt_proj(raw)                                             # (..., d)
         if self.is_complex:
-            B = torch.view_as_complex(rearrange(B, "... (m two) -> ... m two", two=2).contiguous())
-            C = torch.view_as_complex(rearrange(C, "... (m two) -> ... m two", two=2).contiguous())
+            # a copy, not .contiguous(): with batch 1 the split's slice already counts as
+            # contiguous, at an odd storage offset, which view_as_complex refuses
+            pairs = "... (m two) -> ... m two"
+            B = torch.view_as_complex(rearrange(B, pairs, two=2).clone(
+                memory_format=torch.contiguous_format))
+            C = torch.view_as_complex(rearrange(C, pairs, two=2).clone(
+                memory_format=torch.contiguous_format))
         return delta, B, C
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (batch, length, d_model) -> (batch, length, d_model)."""
         import ssmzoo
 
+        check_sequence("unit 's6'", x, self.d_model, dtype_of=self.x_proj.weight)
         raw, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], -1)
         if self.dt_broadcast:
             delta = repeat(raw[..., 0], "b l -> b d l", d=self.d_model)
@@ -142,6 +149,7 @@ class S6(SpectrumScaled, Saveable, nn.Module):
 
     def step(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One token: x_t (batch, d_model) -> (y_t (batch, d_model), state)."""
+        check_step("unit 's6'", self, x_t, state, self.d_model, dtype_of=self.x_proj.weight)
         raw, B, C = self._selection(x_t)                                  # (b, d), (b, n), (b, n)
         dt = self.scaled_delta(F.softplus(raw + self.dt_bias))            # (b, d)
         A = self.effective_A()                                            # (d, n)

@@ -56,6 +56,11 @@ Every built-in unit (core or block) maps (batch, length, d_model) to the same an
   with x_t, y_t (batch, d_model); stepping token by token equals ``forward``.
 - ``state_size()``: floats of recurrent state per sequence (SSM state and convolution window).
 - ``save(dir)``, like models (``ssmzoo.load`` rebuilds it at the saved width).
+- Checked inputs: ``forward`` and ``step`` first call :mod:`ssmzoo.models.checks`
+  (``check_sequence``, ``check_step``), so that a wrong shape, an empty sequence, a dtype or
+  device other than the weights' (autocast allowed) or a state unlike ``init_state(batch)``'s
+  raises :class:`~ssmzoo.errors.InputError` naming the argument, the expected and the actual
+  value. Models check token ids (integers in [0, vocab_size)), float inputs and ``lengths`` alike.
 
 Spectrum scaling (length extension)
 -----------------------------------

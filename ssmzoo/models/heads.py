@@ -8,9 +8,17 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ssmzoo.errors import SSMZooError
 from ssmzoo.hparams import Fraction, PositiveInt, check_hparams
 from ssmzoo.models.backbone import Encoder, Layer, make_norm, pool
+from ssmzoo.models.checks import (
+    ValueBounds,
+    check_features,
+    check_lengths,
+    check_ranges,
+    check_token_ids,
+    length_bounds,
+    token_id_bounds,
+)
 from ssmzoo.models.io import Saveable
 from ssmzoo.spec import Spec, parse
 
@@ -28,6 +36,7 @@ class SequenceModel(Saveable, nn.Module):
                  dropout: float, mixer_out: str, pair: bool = False,
                  output_key: str = "d_output") -> None:
         super().__init__()
+        self.owner = owner  # "model 'classifier'", for the input checks' messages
         self.d_model, self.n_layers, self.pool_kind, self.pair = d_model, n_layers, pool, pair
         self.encoder = Encoder(d_model, vocab_size=vocab_size, d_input=d_input, pos=pos,
                                max_len=max_len)
@@ -48,13 +57,28 @@ class SequenceModel(Saveable, nn.Module):
             h = layer(h)
         return pool(self.norm_f(h), self.pool_kind, lengths)                  # (b, d)
 
+    def check_input(self, x: Tensor, lengths: Tensor | None = None) -> None:
+        """What :meth:`forward` checks: x's shape and dtype, ``lengths``' shape, and the values of
+        token ids and lengths (in one host transfer); raises :class:`~ssmzoo.errors.InputError`."""
+        vocab_size, d_input = self.encoder.vocab_size, self.encoder.d_input
+        dims: tuple[int | str, ...] = ("batch", 2, "length") if self.pair else ("batch", "length")
+        bounds: list[ValueBounds] = []
+        if vocab_size is not None:
+            check_token_ids(self.owner, x, vocab_size, dims=dims, name="x", check_range=False)
+            bounds.append(token_id_bounds(x, vocab_size, name="x"))
+        else:  # any float precision: the encoder reads x in its own
+            check_features(self.owner, x, d_input, dims=dims, name="x")
+        if lengths is not None:
+            n = len(dims) - 1  # the batch axes: (batch,) or (batch, 2)
+            check_lengths(self.owner, lengths, tuple(x.shape[:n]), x.shape[n], check_range=False)
+            bounds.append(length_bounds(lengths, x.shape[n]))
+        check_ranges(self.owner, *bounds)
+
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """x as :meth:`encode` (with a pair axis of 2 after batch when ``pair``) -> (batch, out)."""
+        self.check_input(x, lengths)
         if not self.pair:
             return self.decoder(self.encode(x, lengths))
-        if x.dim() < 3 or x.shape[1] != 2:
-            raise SSMZooError(f"a pair model expects x of shape (batch, 2, length[, d_input]), "
-                              f"got {tuple(x.shape)}")
         flat = rearrange(x, "b two ... -> (two b) ...")                      # (2b, l[, d_in])
         flat_len = None if lengths is None else rearrange(lengths, "b two -> (two b)")
         a, b = self.encode(flat, flat_len).chunk(2, dim=0)                    # (b, d) each

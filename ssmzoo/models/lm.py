@@ -9,13 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssmzoo.errors import HyperparameterTypeError
 from ssmzoo.hparams import Fraction, PositiveFloat, PositiveInt, check_hparams
 from ssmzoo.models.backbone import Layer, make_norm
+from ssmzoo.models.checks import check_state, check_token_ids, expected_state
 from ssmzoo.models.io import Saveable
 from ssmzoo.spec import Spec, parse
 
 MAMBA_SPEC = parse("mamba")  # the default mixer, as a spec
+OWNER = "model 'lm'"
 
 __all__ = ["LM"]
 
@@ -74,7 +75,10 @@ class LM(Saveable, nn.Module):
 
     def forward(self, ids: Tensor) -> Tensor:
         """ids: (batch, length) long -> logits (batch, length, vocab_size)."""
-        h = self.embedding(ids)                                               # (b, l, d)
+        # shape and dtype, and the range of the ids (one host transfer: an id out of range would
+        # otherwise fail inside the embedding, on CUDA as an opaque device-side assert)
+        check_token_ids(OWNER, ids, self.vocab_size)
+        h = self.embedding(self._ids(ids))                                    # (b, l, d)
         for layer in self.layers:
             h = layer(h)
         return self._logits(h)                                                # (b, l, vocab)
@@ -85,7 +89,19 @@ class LM(Saveable, nn.Module):
 
     def step(self, ids_t: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
         """One token per sequence: ids_t (batch,) long -> (logits (batch, vocab_size), state)."""
-        h = self.embedding(ids_t)                                             # (b, d)
+        check_token_ids(OWNER, ids_t, self.vocab_size, dims=("batch",), name="ids_t",
+                        what="step input")
+        batch = ids_t.shape[0]
+        check_state(OWNER, state, expected_state(self, batch), batch=batch)
+        return self._step(ids_t, state)
+
+    def _ids(self, ids: Tensor) -> Tensor:
+        # nn.Embedding takes int32 and int64 only; the checks accept every integer dtype
+        return ids if ids.dtype in (torch.int64, torch.int32) else ids.long()
+
+    def _step(self, ids_t: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
+        """:meth:`step` without the model-level checks (``generate`` feeds it valid ids)."""
+        h = self.embedding(self._ids(ids_t))                                  # (b, d)
         new = []
         for layer, s in zip(self.layers, state):
             h, s = layer.step(h, s)
@@ -100,12 +116,12 @@ class LM(Saveable, nn.Module):
         temperature 0 is greedy; otherwise sample from softmax(logits / temperature), restricted
         to the ``top_k`` most likely tokens when top_k > 0. Returns (batch, length + n_new) long.
         """
-        if prompt.dim() != 2 or prompt.shape[1] < 1:
-            raise HyperparameterTypeError("LM.generate", "prompt", "a (batch, length >= 1) "
-                                          "long tensor", tuple(prompt.shape))
+        check_token_ids(OWNER, prompt, self.vocab_size, name="prompt")
+        # the new tokens come from the logits, in range by construction: no check (and no host
+        # transfer) per generated token
         state = self.init_state(prompt.shape[0])
         for t in range(prompt.shape[1]):
-            logits, state = self.step(prompt[:, t], state)
+            logits, state = self._step(prompt[:, t], state)
         out = [prompt]
         for _ in range(n_new):
             if temperature <= 0:
@@ -117,7 +133,7 @@ class LM(Saveable, nn.Module):
                     scaled = scaled.masked_fill(scaled < kth, float("-inf"))
                 nxt = torch.multinomial(scaled.softmax(-1), 1, generator=generator)[:, 0]
             out.append(nxt[:, None])
-            logits, state = self.step(nxt, state)
+            logits, state = self._step(nxt, state)
         return torch.cat(out, dim=1)
 
     def state_size(self) -> int:

@@ -14,6 +14,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ssmzoo.hparams import Ge, Le, PositiveFloat, PositiveInt, Rule, check_hparams
+from ssmzoo.models.checks import check_sequence, check_step
 from ssmzoo.models.io import Saveable
 from ssmzoo.models.spectrum import SpectrumScaled
 
@@ -122,6 +123,11 @@ class LRU(SpectrumScaled, Saveable, nn.Module):
 
     def forward(self, u: Tensor) -> Tensor:
         """(batch, length, d_model) -> (batch, length, d_model), in the parameters' precision."""
+        # a clear error for a wrong shape, an empty sequence, or u in another dtype than the
+        # parameters (or on another device), as the built-in units give
+        check_sequence("unit 'lru'", u, self.d_model, dtype_of=self.nu_log, name="u")
+        if u.shape[0] == 0:  # an FFT of no sequences fails (oneMKL)
+            return u * self.D
         length, dtype = u.shape[1], self.nu_log.dtype
         bu = rearrange(self._input(u.to(dtype)), "b l n -> b n l")
         powers = torch.arange(length, device=u.device, dtype=dtype)  # (l,)
@@ -139,6 +145,8 @@ class LRU(SpectrumScaled, Saveable, nn.Module):
 
     def step(self, u_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One token: (batch, d_model) and (batch, d_state) -> (output, new state)."""
+        # u_t as forward's u, and the state shaped as init_state(batch) gives it
+        check_step("unit 'lru'", self, u_t, state, self.d_model, dtype_of=self.nu_log, name="u_t")
         dtype = self.nu_log.dtype
         state = self.eigenvalues() * state + self._input(u_t.to(dtype))  # (b, n)
         return self._output(state, u_t.to(dtype)).to(u_t.dtype), state

@@ -74,6 +74,22 @@ def test_every_parameter_gets_a_gradient() -> None:
     assert x.grad is not None
 
 
+def test_inputs_are_checked() -> None:
+    """ssmzoo.models.checks in forward and step: one clear line instead of an error deep inside
+    a matmul or an FFT."""
+    from ssmzoo.errors import InputError
+
+    unit = ssmzoo.build("lru(d_state=8)", d_model=16)
+    with pytest.raises(InputError, match=r"unit 'lru': input u expects shape \(batch, length, "
+                                         r"16\), got \(2, 5, 17\)"):
+        unit(torch.randn(2, 5, 17))
+    with pytest.raises(InputError, match="is float64 but the unit's weights are float32"):
+        unit(torch.randn(2, 5, 16, dtype=torch.float64))
+    with pytest.raises(InputError, match=r"unit 'lru': step state expects shape \(3, 8\)"):
+        unit.step(torch.randn(3, 16), unit.init_state(2))
+    assert unit(torch.randn(1, 1, 16)).shape == (1, 1, 16)
+
+
 def test_inside_a_builtin_block_and_model() -> None:
     model = ssmzoo.build_model("lm(mixer=mamba(core=lru(d_state=8)), d_model=16, n_layers=1, "
                                "vocab_size=32)")
