@@ -31,12 +31,18 @@ def register(subparsers: Any) -> None:
                    help="how long a claimed cell stays claimed without renewal (several runners "
                         "on one directory; a dead runner's cell is taken over after this)")
     r.add_argument("--check", action="store_true", help="validate and list the cells, train nothing")
-    r.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    r.add_argument("--jobs", "-j", type=int, metavar="N",
+                   help="cells trained at once by the local executor, each in its own process "
+                        "with cores/N torch threads (default: this machine's cores; 1: one by "
+                        "one in this process)")
+    r.add_argument("--quiet", action="store_true", help="no progress and no table")
     r.set_defaults(func=run_run)
 
     rep = sub.add_parser("report", help="markdown table, CSV and PNG plots of a results directory")
     rep.add_argument("dir", help="results directory")
-    rep.add_argument("--format", default="md", choices=["md", "csv"], help="what to print")
+    rep.add_argument("--format", choices=["table", "md", "csv"],
+                     help="what to print: a table for the terminal, markdown or CSV (default: "
+                          "table in a terminal, markdown otherwise)")
     rep.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     rep.set_defaults(func=run_report)
 
@@ -69,18 +75,50 @@ def run_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = run_grid(cfg, out=args.out, executor=args.executor, device=args.device,
                       retry_failed=args.retry_failed, address=args.address,
-                      num_cpus=args.num_cpus, progress=not args.quiet and sys.stderr.isatty(),
-                      lease=args.lease)
+                      num_cpus=args.num_cpus, progress=not args.quiet, lease=args.lease,
+                      jobs=_jobs(args.jobs))
     elapsed = time.perf_counter() - start
     files = write_report(result.out, plots=_have_matplotlib())
     if not args.quiet:
         _, rows = load_rows(result.out)
-        print(markdown(rows, title=f"grid {cfg.name}"))
+        if sys.stdout.isatty():
+            _print_table(rows, f"grid {cfg.name}", "table")
+        else:
+            print(markdown(rows, title=f"grid {cfg.name}"))
+    print(_files_text(files))
     counts = ", ".join(f"{v} {k}" for k, v in sorted(result.statuses.items()))
     print(f"{result.ran} cells run, {result.skipped} already recorded, in {elapsed:.0f}s "
-          f"({counts}); results in {result.out}/ (report: {files['md'].name}, "
-          f"{files['csv'].name}{', plots' if len(files) > 2 else ''})")
+          f"({counts}); results in {result.out}/")
     return 0 if not result.statuses.get("failed") else 3
+
+
+def _print_table(rows: list[dict[str, Any]], title: str, fmt: str) -> None:
+    """The report's table on stdout: rich in a terminal (``table``), else markdown or CSV."""
+    from ssmzoo.grid import markdown, to_csv
+
+    if fmt == "table":
+        from rich.console import Console
+
+        from ssmzoo.grid.report import rich_table
+
+        Console(highlight=False).print(rich_table(rows, title=title))
+    else:
+        print(markdown(rows, title=title) if fmt == "md" else to_csv(rows), end="")
+
+
+def _files_text(files: dict[str, Path]) -> str:
+    return "report files written:\n" + "\n".join(f"  {path}" for path in files.values())
+
+
+def _jobs(jobs: int | None) -> int:
+    from ssmzoo.errors import ConfigError
+    from ssmzoo.grid.runner import cores
+
+    if jobs is None:
+        return cores()
+    if jobs < 1:
+        raise ConfigError(f"grid run: --jobs expects an int >= 1, got {jobs}")
+    return jobs
 
 
 def _have_matplotlib() -> bool:
@@ -92,12 +130,17 @@ def _have_matplotlib() -> bool:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from ssmzoo.grid import markdown, to_csv, write_report
+    """Print the table (rich in a terminal, markdown or CSV otherwise), write the report files and
+    list them: on stdout after a terminal table, on stderr after markdown or CSV, so that stdout
+    holds only the report when it is redirected."""
+    from ssmzoo.grid import write_report
     from ssmzoo.grid.report import load_rows
 
+    fmt = args.format or ("table" if sys.stdout.isatty() else "md")
     name, rows = load_rows(args.dir)
-    print(markdown(rows, title=f"grid {name}") if args.format == "md" else to_csv(rows), end="")
-    write_report(args.dir, plots=not args.no_plots and _have_matplotlib())
+    _print_table(rows, f"grid {name}", fmt)
+    files = write_report(args.dir, plots=not args.no_plots and _have_matplotlib())
+    print(_files_text(files), file=sys.stdout if fmt == "table" else sys.stderr)
     return 0
 
 

@@ -1,8 +1,12 @@
-"""Reports of a grid directory: a markdown table, a CSV of every cell, the status, PNG plots.
+"""Reports of a grid directory: a table (markdown, or rich in a terminal), a CSV of every cell,
+the status, PNG plots.
 
 The table has one row per variant (and per combination of swept values) and one column per task:
 the task's main metric on the test split (validation when there is no test), mean ± std over the
-seeds that finished. Cells that diverged or failed are counted beside the numbers, never averaged.
+seeds that finished (the value alone when one seed finished: no standard deviation of one value).
+Cells that diverged or failed are counted beside the numbers, never averaged. A column is headed
+by the task's name (``mqar``, ``mqar#2`` for a second task of that name) and its metric; the full
+task specs are listed below the table.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ import json
 import math
 import statistics
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ssmzoo.grid.store import GridStoreError, Store
 
-__all__ = ["load_rows", "summarize", "markdown", "to_csv", "status_text", "final_metric",
-           "write_report"]
+__all__ = ["load_rows", "summarize", "task_labels", "report_table", "markdown", "rich_table",
+           "Entry", "ReportTable", "TaskColumn",
+           "to_csv", "status_text", "final_metric", "write_report", "direction"]
 
 
 def load_rows(directory: str | Path) -> tuple[str, list[dict[str, Any]]]:
@@ -44,7 +50,8 @@ def _sweep_label(sweep: dict[str, Any]) -> str:
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (variant, swept values, task): values over seeds, mean, std, status counts."""
+    """One entry per (variant, swept values, task): values over seeds, their count ``n``, mean,
+    std (NaN below two values), status counts."""
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in rows:
         sweep = r.get("sweep") or {}
@@ -62,8 +69,9 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             g["seeds"].append(r["seed"])
     for g in groups.values():
         vals = g["values"]
+        g["n"] = len(vals)
         g["mean"] = statistics.fmean(vals) if vals else math.nan
-        g["std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0 if vals else math.nan
+        g["std"] = statistics.stdev(vals) if len(vals) > 1 else math.nan  # none of one value
     return list(groups.values())
 
 
@@ -81,48 +89,220 @@ def _pm(mean: float, std: float) -> str:
     return f"{_fmt(mean)} ± {_fmt(std)}"
 
 
-def _cell_text(g: dict[str, Any]) -> str:
-    text = _pm(g["mean"], g["std"]) if g["values"] else "—"
+def direction(higher_is_better: Any) -> str:
+    """``higher is better`` or ``lower is better``, for axis labels and legends."""
+    return "higher is better" if higher_is_better else "lower is better"
+
+
+def _short_name(task: str) -> str:
+    from ssmzoo.errors import SSMZooError
+    from ssmzoo.spec import parse
+
+    try:
+        return parse(task).name
+    except SSMZooError:  # a label that is not a spec: its text up to the first parenthesis
+        return task.split("(", 1)[0].strip() or task
+
+
+def task_labels(tasks: Iterable[str]) -> dict[str, str]:
+    """A short column label per task spec: its name, with ``#2``, ``#3`` for later tasks of the
+    same name (``mqar(seq_len=64)``, ``mqar(seq_len=256)`` -> ``mqar``, ``mqar#2``)."""
+    out: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for task in dict.fromkeys(tasks):
+        name = _short_name(task)
+        seen[name] = seen.get(name, 0) + 1
+        out[task] = name if seen[name] == 1 else f"{name}#{seen[name]}"
+    return out
+
+
+@dataclass
+class TaskColumn:
+    """One column of the table: a task's short label, full spec, main metric and its direction."""
+
+    label: str
+    spec: str
+    metric: str
+    higher_is_better: bool
+
+    @property
+    def header(self) -> str:
+        return f"{self.label} ({self.metric} {'↑' if self.higher_is_better else '↓'})"
+
+
+@dataclass
+class Entry:
+    """One entry of the table: the value (``0.600 ± 0.100``, ``0.812`` for one seed, ``—`` when
+    no seed finished, empty when there is no such cell), notes (seed count where it is lower than
+    the others', cells that diverged or failed) and whether it is the best of its column."""
+
+    value: str
+    notes: str = ""
+    best: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.value + (f" ({self.notes})" if self.notes else "")
+
+
+@dataclass
+class ReportTable:
+    """What the markdown and the terminal tables show, before either is rendered."""
+
+    title: str
+    note: str
+    columns: list[TaskColumn]
+    sweep_keys: list[str]
+    lines: list[tuple[str, dict[str, Any], list[Entry]]]  # variant, swept values, one per task
+    legend: list[TaskColumn] = field(default_factory=list)  # columns whose label is not the spec
+
+
+def _entry(g: dict[str, Any], n_ref: int, best: float | None) -> Entry:
+    n = g["n"]
+    value = _pm(g["mean"], g["std"]) if n >= 2 else _fmt(g["mean"]) if n == 1 else "—"
+    notes = [f"n={n}"] if 0 < n < n_ref else []
     bad = {k: v for k, v in g["status"].items() if k != "ok"}
-    if bad:
-        text += " (" + ", ".join(f"{v} {k}" for k, v in sorted(bad.items())) + ")"
-    return text
+    notes += [f"{v} {k}" for k, v in sorted(bad.items())]
+    return Entry(value, ", ".join(notes), bool(n) and g["mean"] == best)
 
 
-def markdown(rows: list[dict[str, Any]], *, title: str = "") -> str:
-    """The markdown table (mean ± std over seeds, per variant and task)."""
+def _note(counts: list[int]) -> str:
+    where = "test split where evaluated."
+    if not counts:
+        return f"no cell finished; {where}"
+    lo, hi = min(counts), max(counts)
+    if hi == 1:
+        return f"one seed per entry (n=1: no std); {where}"
+    if lo == hi:
+        return f"mean ± std over {hi} seeds per entry; {where}"
+    return (f"mean ± std over the seeds that finished ({hi} per entry, n=k where fewer; one seed: "
+            f"the value alone); {where}")
+
+
+def report_table(rows: list[dict[str, Any]], *, title: str = "") -> ReportTable | None:
+    """The table of the rows (``None`` when no cell is recorded yet)."""
     summary = summarize(rows)
     if not summary:
-        return f"## {title}\n\nno finished cells yet\n" if title else "no finished cells yet\n"
+        return None
     tasks = list(dict.fromkeys(g["task"] for g in summary))
-    lines_keys = list(dict.fromkeys((g["variant"], _sweep_label(g["sweep"])) for g in summary))
-    by = {(g["variant"], _sweep_label(g["sweep"]), g["task"]): g for g in summary}
+    labels = task_labels(tasks)
     head = {t: next(g for g in summary if g["task"] == t) for t in tasks}
+    columns = [TaskColumn(labels[t], t, head[t]["metric"] or "?", bool(head[t]["higher_is_better"]))
+               for t in tasks]
+    keys = list(dict.fromkeys((g["variant"], _sweep_label(g["sweep"])) for g in summary))
+    by = {(g["variant"], _sweep_label(g["sweep"]), g["task"]): g for g in summary}
     best: dict[str, float] = {}
     for t in tasks:
         means = [g["mean"] for g in summary if g["task"] == t and math.isfinite(g["mean"])]
         if means:
             best[t] = max(means) if head[t]["higher_is_better"] else min(means)
-    swept = any(s for _, s in lines_keys)
-    cols = ["variant"] + (["sweep"] if swept else []) + [
-        f"{t} ({head[t]['metric'] or '?'} {'↑' if head[t]['higher_is_better'] else '↓'})"
-        for t in tasks]
-    out = [f"## {title}", ""] if title else []
-    n_seeds = max((sum(g["status"].values()) for g in summary), default=0)
-    out.append(f"mean ± std over seeds (up to {n_seeds} per entry); test split where evaluated.")
-    out.append("")
-    out.append("| " + " | ".join(cols) + " |")
-    out.append("|" + "|".join(["---"] * (1 + swept) + ["---:"] * len(tasks)) + "|")
-    for variant, sweep in lines_keys:
-        cells = [f"`{variant}`"] + ([sweep or "—"] if swept else [])
+    counts = [g["n"] for g in summary if g["n"]]
+    n_ref = max(counts, default=0)
+    sweeps = {(g["variant"], _sweep_label(g["sweep"])): g["sweep"] for g in summary}
+    lines = []
+    for variant, sweep in keys:
+        cells = []
         for t in tasks:
             g = by.get((variant, sweep, t))
-            text = _cell_text(g) if g else ""
-            if g and t in best and g["values"] and g["mean"] == best[t]:
-                text = f"**{text}**"
-            cells.append(text)
-        out.append("| " + " | ".join(cells) + " |")
+            cells.append(_entry(g, n_ref, best.get(t)) if g else Entry(""))
+        lines.append((variant, sweeps[(variant, sweep)], cells))
+    sweep_keys = list(dict.fromkeys(k for g in summary for k in g["sweep"]))
+    return ReportTable(title, _note(counts), columns, sweep_keys, lines,
+                       [c for c in columns if c.label != c.spec])
+
+
+def markdown(rows: list[dict[str, Any]], *, title: str = "") -> str:
+    """The markdown table (mean ± std over seeds, per variant and task), the task specs below."""
+    table = report_table(rows, title=title)
+    if table is None:
+        return f"## {title}\n\nno finished cells yet\n" if title else "no finished cells yet\n"
+    swept = bool(table.sweep_keys)
+    cols = ["variant"] + (["sweep"] if swept else []) + [c.header for c in table.columns]
+    out = [f"## {title}", ""] if title else []
+    out += [table.note, ""]
+    out.append("| " + " | ".join(cols) + " |")
+    out.append("|" + "|".join(["---"] * (1 + swept) + ["---:"] * len(table.columns)) + "|")
+    for variant, sweep, cells in table.lines:
+        texts = [f"`{variant}`"] + ([_sweep_label(sweep) or "—"] if swept else [])
+        texts += [f"**{e.text}**" if e.best else e.text for e in cells]
+        out.append("| " + " | ".join(texts) + " |")
+    if table.legend:
+        out += ["", "Tasks:", ""]
+        out += [f"- `{c.label}`: `{c.spec}`" for c in table.legend]
     return "\n".join(out) + "\n"
+
+
+class _RichReport:
+    """The terminal table, laid out at render time for the console's width."""
+
+    def __init__(self, table: ReportTable) -> None:
+        self.table = table
+
+    def _widths(self, max_width: int) -> list[int | None]:
+        """Every column's width when each value and each header line fits on one line beside
+        a variant column of at least 8 (the variant then folds); else no widths (rich wraps
+        values too, and nothing is cut off)."""
+        table = self.table
+        lines = table.lines
+        variant = max(len(v) for v, _, _ in lines)
+        sweeps = [max([len(k)] + [len(str(s.get(k, "—"))) for _, s, _ in lines])
+                  for k in table.sweep_keys]
+        tasks = [max([len(c.label), len(c.metric) + 2] + [len(cells[i].value)
+                                                          for _, _, cells in lines])
+                 for i, c in enumerate(table.columns)]
+        n_cols = 1 + len(sweeps) + len(tasks)
+        left = max_width - (sum(sweeps) + sum(tasks) + 2 * n_cols)  # 2: space between columns
+        if left < min(8, variant):
+            return [None] * n_cols
+        return [min(variant, left), *sweeps, *tasks]
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
+        table = self.table
+        t = Table(title=Text(table.title, style="bold") if table.title else None,
+                  box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
+                  collapse_padding=True)
+        widths = self._widths(options.max_width)
+        t.add_column("variant", overflow="fold", width=widths[0])
+        for key, width in zip(table.sweep_keys, widths[1:]):  # a column per swept setting
+            t.add_column(key, overflow="fold", width=width)
+        for c, width in zip(table.columns, widths[1 + len(table.sweep_keys):]):
+            t.add_column(Text(f"{c.label}\n{c.metric} {'↑' if c.higher_is_better else '↓'}"),
+                         justify="right", overflow="fold", width=width)
+        for variant, sweep, cells in table.lines:
+            values = [Text(str(sweep[k]) if k in sweep else "—") for k in table.sweep_keys]
+            entries = []
+            for e in cells:
+                text = Text(e.value, style="bold" if e.best else "")
+                if e.notes:  # on a line of its own, below the value
+                    text.append(f"\n{e.notes}", style="dim")
+                entries.append(text)
+            t.add_row(Text(variant), *values, *entries)
+        yield t
+        yield Text(table.note, style="dim")
+        if table.legend:
+            legend = Table.grid(padding=(0, 2))
+            legend.add_column(style="bold")
+            legend.add_column(overflow="fold")
+            for c in table.legend:
+                legend.add_row(Text(c.label), Text(c.spec))
+            yield Text("tasks:")
+            yield legend
+
+
+def rich_table(rows: list[dict[str, Any]], *, title: str = "") -> Any:
+    """The table for a terminal: a :mod:`rich` renderable (``Console().print(...)`` shows it),
+    short task names as headers and the full task specs listed below it, laid out for the
+    console's width (each value on one line where they fit)."""
+    from rich.text import Text
+
+    table = report_table(rows, title=title)
+    if table is None:
+        return Text(f"{title}: no finished cells yet" if title else "no finished cells yet")
+    return _RichReport(table)
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
