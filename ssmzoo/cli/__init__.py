@@ -1,8 +1,9 @@
 """The ``ssmzoo`` command line.
 
-``ssmzoo list [PATTERN]``, ``ssmzoo describe NAME``, ``ssmzoo plugins``, ``ssmzoo backends``, and the
-subcommands other modules add (``train``, ``grid``, ``bench``). A user error (a misspelt name, a
-malformed spec, a bad value) prints one readable line and exits 1; ``--debug`` shows the traceback.
+``ssmzoo list [PATTERN]``, ``ssmzoo describe NAME`` (``describe train``: the training settings),
+``ssmzoo plugins``, ``ssmzoo backends``, and the subcommands other modules add (``train``,
+``generate``, ``grid``, ``bench``). A user error (a misspelt name, a malformed spec, a bad value)
+prints one readable line and exits 1; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Sequence
 from ssmzoo.errors import SSMZooError
 
 # Subcommands defined in their own modules: each has register(subparsers) and sets func=run.
-SUBCOMMAND_MODULES = ("ssmzoo.cli.train", "ssmzoo.cli.grid", "ssmzoo.cli.bench")
+SUBCOMMAND_MODULES = ("ssmzoo.cli.train", "ssmzoo.cli.generate", "ssmzoo.cli.grid",
+                      "ssmzoo.cli.bench")
 
 
 def _registry():
@@ -53,9 +55,69 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_NAME = "train"  # `ssmzoo describe train`: the training settings, not a registered name
+
+
+def _doc_entries(doc: str) -> dict[str, str]:
+    """Each entry of a docstring's ``Args:`` section, its continuation lines joined into one."""
+    out: dict[str, str] = {}
+    indent, current = None, None
+    in_args = False
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped in ("Args:", "Attributes:"):
+            in_args, indent, current = True, None, None
+            continue
+        if not in_args or not stripped:
+            continue
+        lead = len(line) - len(line.lstrip())
+        indent = lead if indent is None else indent
+        if lead < indent:
+            in_args = False
+        elif lead == indent and ":" in stripped:
+            current, _, text = stripped.partition(":")
+            out[current.strip()] = text.strip()
+        elif current is not None:
+            out[current] = f"{out[current]} {stripped}".strip()
+    return out
+
+
+def describe_train() -> str:
+    """What ``ssmzoo describe train`` prints: every :class:`~ssmzoo.train.TrainConfig` field
+    (the ``[train]`` keys) with its default, type and documentation, as ``describe`` prints a
+    unit's hyperparameters."""
+    import dataclasses
+    import inspect
+    import typing
+
+    from ssmzoo.hparams import type_text
+    from ssmzoo.spec import format_value
+    from ssmzoo.train import TrainConfig
+
+    doc = (inspect.getdoc(TrainConfig) or "").replace("``", "")  # plain text in a terminal
+    docs = _doc_entries(doc)
+    hints = typing.get_type_hints(TrainConfig, include_extras=True)
+    fields = [(f.name, format_value(f.default), type_text(hints.get(f.name, typing.Any)),
+               docs.get(f.name, "")) for f in dataclasses.fields(TrainConfig)]
+    width = max(len(name) for name, *_ in fields)
+    dwidth = max(len(default) for _, default, *_ in fields)
+    lines = ["train (training settings, the [train] keys)"]
+    if doc:
+        lines.append(f"  {doc.splitlines()[0].strip()}")
+    lines.append("  set in a grid file's or a --config file's [train] table, or with "
+                 "`ssmzoo train --train KEY=VALUE`")
+    lines.append("  settings:")
+    lines += [f"    {name:<{width}}  {default:<{dwidth}}  [{kind}]  {text}".rstrip()
+              for name, default, kind, text in fields]
+    return "\n".join(lines)
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     from ssmzoo.spec import parse
 
+    if args.name == TRAIN_NAME:
+        print(describe_train())
+        return 0
     reg = _registry()
     spec = parse(args.name)
     if spec.args:  # a full spec: validate it, then describe its unit with these values
@@ -135,9 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", action="store_true", help="list tasks instead")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("describe", help="hyperparameters, paper and variants of a unit")
+    p = sub.add_parser("describe", help="hyperparameters, paper and variants of a unit; "
+                       "'describe train': the training settings")
     p.add_argument("name", help="a unit, variant, model or task name, or a full spec to validate "
-                   "(e.g. 'b2s6-nobias(h=4)')")
+                   "(e.g. 'b2s6-nobias(h=4)'), or 'train' for the [train] settings")
     p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser("plugins", help="each plugin, its version, what it registered, its state")

@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
         "train", help="train one model on one task",
         description="Train SPEC (a mixer: unit, block or variant spec) on a task; the task decides "
                     "the model kind and head. Settings: --model KEY=VALUE and --train KEY=VALUE "
-                    "(see `ssmzoo describe classifier` and the [train] keys in the docs).")
+                    "(`ssmzoo describe lm` or `classifier` lists the model settings, "
+                    "`ssmzoo describe train` the training settings).")
     p.add_argument("spec", nargs="?", help="mixer spec, e.g. 'b2s6(h=8)' or 'mamba(core=s6)'")
     p.add_argument("--task", help="task spec, e.g. 'mqar(seq_len=64, num_kv=8)'")
     p.add_argument("--config", metavar="FILE", help="a TOML file: variant, task, seed, [model], "

@@ -10,11 +10,12 @@ Models
     Token embedding, a pre-norm residual stack (Add -> Norm -> mixer, as mamba_ssm's ``Block``),
     a final norm and a head tied to the embedding. ``forward(ids)``: ids (batch, length) long ->
     logits (batch, length, vocab_size). ``init_state(batch)`` / ``step(ids_t, state)`` with ids_t
-    (batch,) long -> (logits (batch, vocab_size), state); ``generate(prompt, n_new, temperature=0.0,
-    top_k=0)`` -> (batch, length + n_new) long. Hyperparameters: ``mixer`` (default ``mamba``),
-    ``d_model`` (64), ``n_layers`` (2), ``vocab_size`` (required), ``norm`` (``rms`` | ``layer``),
-    ``norm_eps`` (1e-5), ``dropout`` (0.0), ``mixer_out`` (``auto`` | ``glu`` | ``none``),
-    ``tie_embeddings`` (true).
+    (batch,) long -> (logits (batch, vocab_size), state); ``prefill(prompt)`` -> (logits after
+    the prompt's last token, state there); ``generate(prompt, n_new, temperature=0.0, top_k=0,
+    top_p=1.0)`` -> (batch, length + n_new) long (:mod:`ssmzoo.models.sampling`).
+    Hyperparameters: ``mixer`` (default ``mamba``), ``d_model`` (64), ``n_layers`` (2),
+    ``vocab_size`` (required), ``norm`` (``rms`` | ``layer``), ``norm_eps`` (1e-5), ``dropout``
+    (0.0), ``mixer_out`` (``auto`` | ``glu`` | ``none``), ``tie_embeddings`` (true).
 
 ``classifier(mixer, d_model, n_layers, n_classes, d_input or vocab_size, ...)``
     The LRA setup: encoder, residual stack, pooling, linear decoder. Input: token ids
@@ -55,6 +56,10 @@ Every built-in unit (core or block) maps (batch, length, d_model) to the same an
 - ``d_model`` (int), ``forward(x)``, ``init_state(batch)`` and ``step(x_t, state) -> (y_t, state)``
   with x_t, y_t (batch, d_model); stepping token by token equals ``forward``.
 - ``state_size()``: floats of recurrent state per sequence (SSM state and convolution window).
+- optionally ``prefill(x) -> (y, state)``: ``forward(x)`` that also returns the state after the
+  last position, as ``init_state`` and ``step`` over x would leave it; a language model's prompt
+  then runs in one full-sequence pass per layer instead of a step per token (without it the
+  layer steps the unit through the prompt).
 - ``save(dir)``, like models (``ssmzoo.load`` rebuilds it at the saved width).
 - Checked inputs: ``forward`` and ``step`` first call :mod:`ssmzoo.models.checks`
   (``check_sequence``, ``check_step``), so that a wrong shape, an empty sequence, a dtype or

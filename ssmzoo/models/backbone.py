@@ -19,7 +19,7 @@ from ssmzoo.errors import HyperparameterTypeError, SSMZooError
 from ssmzoo.spec import Spec, parse
 
 __all__ = ["Layer", "Bidirectional", "GLUOut", "SeqBatchNorm", "make_norm", "Encoder", "pool",
-           "sinusoidal_positions", "resolve_mixer"]
+           "sinusoidal_positions", "resolve_mixer", "prefill_mixer"]
 
 NormKind = Literal["layer", "batch", "rms"]
 MixerOut = Literal["auto", "glu", "none"]
@@ -132,11 +132,50 @@ class Layer(nn.Module):
         y, state = self.mixer.step(x_t, state)
         return self.norm(x_t + self.dropout(self.out(y))), state
 
+    def prefill(self, x: Tensor, *, state: bool = True) -> tuple[Tensor, Any]:
+        """A whole prompt at once: x (batch, length, d) -> (y (batch, length, d), the state after
+        its last position, as :meth:`init_state` then :meth:`step` over it would leave it).
+
+        The mixer's own ``prefill(x) -> (y, state)`` runs when it has one (a full-sequence pass
+        that also returns its last state); otherwise the mixer steps through the sequence, since
+        its ``forward`` returns no state. Everything around the mixer (norm, output mixing,
+        residual) runs once over the whole sequence. ``state=False``: the plain parallel
+        ``forward`` and ``None`` for the state.
+        """
+        if not state:
+            return self(x), None
+        if self.bidirectional:
+            self.init_state(x.shape[0])  # raises: a bidirectional layer has no recurrent state
+        inp = x
+        if self.prenorm:
+            dtype = self.norm.weight.dtype if getattr(self.norm, "weight", None) is not None \
+                else x.dtype
+            inp = self.norm(x.to(dtype))
+        y, last = prefill_mixer(self.mixer, inp)                                # (b, l, d)
+        if self.prenorm:
+            return self._residual(x, self.dropout(self.out(y))), last
+        return self.norm(x + self.dropout(self.out(y))), last
+
     def state_size(self) -> int:
         size = getattr(self.mixer, "state_size", None)
         if size is None:
             raise SSMZooError(f"mixer {type(self.mixer).__name__} does not report state_size()")
         return int(size())
+
+
+def prefill_mixer(mixer: nn.Module, x: Tensor) -> tuple[Tensor, Any]:
+    """x (batch, length, d) -> (the mixer's output (batch, length, d), its state after the last
+    position): the mixer's ``prefill`` when it has one, else ``init_state`` and ``step`` per
+    position (the unit protocol's ``forward`` returns no state)."""
+    own = getattr(mixer, "prefill", None)
+    if callable(own):
+        return own(x)
+    state = mixer.init_state(x.shape[0])
+    ys = []
+    for t in range(x.shape[1]):
+        y_t, state = mixer.step(x[:, t], state)                                 # (b, d)
+        ys.append(y_t)
+    return torch.stack(ys, dim=1), state                                        # (b, l, d)
 
 
 def sinusoidal_positions(length: int, d: int, *, device: Any = None,

@@ -13,6 +13,7 @@ from ssmzoo.hparams import Fraction, PositiveFloat, PositiveInt, check_hparams
 from ssmzoo.models.backbone import Layer, make_norm
 from ssmzoo.models.checks import check_state, check_token_ids, expected_state
 from ssmzoo.models.io import Saveable
+from ssmzoo.models.sampling import check_sampling, next_token
 from ssmzoo.spec import Spec, parse
 
 MAMBA_SPEC = parse("mamba")  # the default mixer, as a spec
@@ -25,7 +26,8 @@ class LM(Saveable, nn.Module):
     """Language model: embedding, pre-norm residual stack of mixers, final norm, tied head.
 
     ``forward(ids)``: (batch, length) long -> logits (batch, length, vocab_size). Recurrent
-    inference: ``init_state(batch)``, ``step(ids_t, state)``, ``generate(prompt, n_new)``.
+    inference: ``init_state(batch)``, ``step(ids_t, state)``, ``prefill(prompt)``,
+    ``generate(prompt, n_new, temperature=, top_k=, top_p=)``.
     Initialisation follows mamba_ssm's ``_init_weights``: embedding std 0.02, Linear biases zero,
     every ``out_proj`` weight Kaiming-uniform divided by sqrt(n_layers).
 
@@ -108,32 +110,51 @@ class LM(Saveable, nn.Module):
             new.append(s)
         return self._logits(h), new
 
+    def prefill(self, prompt: Tensor, *, state: bool = True) -> tuple[Tensor, list[Any] | None]:
+        """A whole prompt at once: prompt (batch, length) long -> (the logits after its last token
+        (batch, vocab_size), the state there, as :meth:`init_state` and :meth:`step` over every
+        token would leave it; ``None`` with ``state=False``).
+
+        Each layer runs its norm, output mixing and residual once over the whole prompt, and its
+        mixer's full-sequence ``prefill(x) -> (y, state)`` where the mixer has one; a mixer
+        without one steps through the prompt (its ``forward`` returns no state). With
+        ``state=False`` the prompt goes through the parallel :meth:`forward` path only.
+        """
+        check_token_ids(OWNER, prompt, self.vocab_size, name="prompt")
+        return self._prefill(prompt, state=state)
+
+    def _prefill(self, prompt: Tensor, *, state: bool) -> tuple[Tensor, list[Any] | None]:
+        h = self.embedding(self._ids(prompt))                                 # (b, l, d)
+        states = []
+        for layer in self.layers:
+            h, s = layer.prefill(h, state=state)
+            states.append(s)
+        return self._logits(h[:, -1]), states if state else None             # (b, vocab)
+
     @torch.no_grad()
     def generate(self, prompt: Tensor, n_new: int, *, temperature: float = 0.0, top_k: int = 0,
-                 generator: torch.Generator | None = None) -> Tensor:
-        """Continue ``prompt`` (batch, length) long by ``n_new`` tokens, recurrently.
+                 top_p: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        """Continue ``prompt`` (batch, length) long by ``n_new`` tokens.
 
-        temperature 0 is greedy; otherwise sample from softmax(logits / temperature), restricted
-        to the ``top_k`` most likely tokens when top_k > 0. Returns (batch, length + n_new) long.
+        The prompt goes through :meth:`prefill` (the whole sequence at once), then each new
+        token through :meth:`step`. temperature 0 is greedy (deterministic); otherwise sample
+        from softmax(logits / temperature), restricted to the ``top_k`` most likely tokens when
+        top_k > 0 and then to the nucleus of probability ``top_p`` when top_p < 1 (see
+        :func:`ssmzoo.models.sampling.next_token`). Returns (batch, length + n_new) long.
         """
+        check_sampling("LM.generate", temperature=temperature, top_k=top_k, top_p=top_p,
+                       n_new=n_new)
         check_token_ids(OWNER, prompt, self.vocab_size, name="prompt")
         # the new tokens come from the logits, in range by construction: no check (and no host
         # transfer) per generated token
-        state = self.init_state(prompt.shape[0])
-        for t in range(prompt.shape[1]):
-            logits, state = self._step(prompt[:, t], state)
-        out = [prompt]
-        for _ in range(n_new):
-            if temperature <= 0:
-                nxt = logits.argmax(-1)                                       # (b,)
-            else:
-                scaled = logits.float() / temperature
-                if top_k > 0:
-                    kth = scaled.topk(min(top_k, scaled.shape[-1]), dim=-1).values[:, -1:]
-                    scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-                nxt = torch.multinomial(scaled.softmax(-1), 1, generator=generator)[:, 0]
+        logits, state = self._prefill(prompt, state=n_new > 1)
+        out = [prompt.long()]
+        for i in range(n_new):
+            nxt = next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p,
+                             generator=generator)                             # (b,)
             out.append(nxt[:, None])
-            logits, state = self._step(nxt, state)
+            if i + 1 < n_new:  # the state after the last new token is never used
+                logits, state = self._step(nxt, state)  # type: ignore[arg-type]
         return torch.cat(out, dim=1)
 
     def state_size(self) -> int:

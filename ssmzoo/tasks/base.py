@@ -120,11 +120,15 @@ class Task:
         kind: the model kind the task trains (``lm``, ``classifier`` or ``regressor``).
         metric: the name of the main metric (a key of :meth:`finalize`'s result).
         higher_is_better: whether a larger main metric is better.
+        text_encoding: how text maps to the token ids, for a task whose ids are text
+            (``"utf-8 bytes"``: id = byte value); ``None`` when the ids are not text.
+            ``ssmzoo generate --prompt TEXT`` reads it.
     """
 
     kind: ClassVar[str] = "classifier"
     metric: ClassVar[str] = "accuracy"
     higher_is_better: ClassVar[bool] = True
+    text_encoding: ClassVar[str | None] = None
     ssmzoo_spec: str = ""
 
     def __init__(self) -> None:

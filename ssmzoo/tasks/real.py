@@ -79,6 +79,7 @@ class Chars(TokenTask):
 
     metric: ClassVar[str] = "bpc"
     higher_is_better: ClassVar[bool] = False
+    text_encoding: ClassVar[str | None] = "utf-8 bytes"
 
     def __init__(self, path: str = "", seq_len: int = 128, max_train: int = 0):
         super().__init__()
