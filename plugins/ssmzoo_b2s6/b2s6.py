@@ -169,9 +169,19 @@ class B2S6(SpectrumScaled, Saveable, nn.Module):
     # ---- sequence and step -----------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         """x: (batch, length, d_model) -> (batch, length, d_model)."""
+        check_sequence("unit 'b2s6'", x, self.d_model, dtype_of=self.dt_weight)
+        return self._scan(x, last=False)
+
+    def prefill(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``forward(x)`` and the state after its last step (as ``step`` would leave it), from
+        one full-sequence scan."""
+        check_sequence("unit 'b2s6'", x, self.d_model, dtype_of=self.dt_weight)
+        y, state = self._scan(x, last=True)
+        return y, state.to(self.init_state(0).dtype)  # the scan's accumulation dtype -> step's
+
+    def _scan(self, x: Tensor, *, last: bool) -> Tensor | tuple[Tensor, Tensor]:
         import ssmzoo
 
-        check_sequence("unit 'b2s6'", x, self.d_model, dtype_of=self.dt_weight)
         delta, B, C = self._scan_selection(x)         # (b, d, l), (b, h, m, l or 2l) x2
         bias, softplus = self.dt_bias, True
         if self.delta_scale() is not None:  # MambaExtend: scale Δ after the softplus
@@ -181,10 +191,13 @@ class B2S6(SpectrumScaled, Saveable, nn.Module):
         u = rearrange(x, "b l d -> b d l")
         # under autocast the projections give a half-precision Δ while x may be float32: the
         # scan takes u and Δ in one dtype (as mamba_ssm's kernel does)
-        y = ssmzoo.selective_scan(u, delta.to(u.dtype), self.effective_A(), B, C,
-                                  D=self.D, delta_bias=bias, delta_softplus=softplus,
-                                  B_bias=B_bias, discretization=self.discretization)
-        return rearrange(y, "b d l -> b l d")
+        out = ssmzoo.selective_scan(u, delta.to(u.dtype), self.effective_A(), B, C,
+                                    D=self.D, delta_bias=bias, delta_softplus=softplus,
+                                    B_bias=B_bias, discretization=self.discretization,
+                                    return_last_state=last)
+        if last:
+            return rearrange(out[0], "b d l -> b l d"), out[1]
+        return rearrange(out, "b d l -> b l d")
 
     def init_state(self, batch: int) -> Tensor:
         """Zero state: (batch, d_model, modes), complex when ``complex``."""

@@ -81,6 +81,22 @@ class Mamba(Saveable, nn.Module):
         y = self.core(x) * F.silu(z)                                           # (b, l, e)
         return self.out_proj(y)
 
+    def prefill(self, u: Tensor) -> tuple[Tensor, dict[str, Any]]:
+        """``forward(u)`` and the state after its last step: the convolution window holds the
+        last d_conv - 1 inputs (zeros before the first), and the core's state comes from its
+        own full-sequence ``prefill`` where it has one."""
+        from ssmzoo.models.backbone import prefill_mixer
+
+        check_sequence("unit 'mamba'", u, self.d_model, dtype_of=self.in_proj.weight, name="u")
+        length = u.shape[1]
+        x, z = self.in_proj(u).chunk(2, dim=-1)                                # (b, l, e) each
+        xc = rearrange(x, "b l e -> b e l")
+        padded = F.pad(xc, (self.d_conv - 1, 0))                                # (b, e, k + l)
+        window = padded[..., padded.shape[-1] - (self.d_conv - 1):]            # (b, e, k)
+        x = F.silu(rearrange(self.conv1d(xc)[..., :length], "b e l -> b l e"))
+        y, core_state = prefill_mixer(self.core, x)
+        return self.out_proj(y * F.silu(z)), {"conv": window, "core": core_state}
+
     def init_state(self, batch: int) -> dict[str, Any]:
         """{"conv": (batch, d_inner, d_conv - 1) last inputs, "core": the core's state}."""
         w = self.conv1d.weight

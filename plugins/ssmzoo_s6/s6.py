@@ -116,9 +116,19 @@ class S6(SpectrumScaled, Saveable, nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (batch, length, d_model) -> (batch, length, d_model)."""
+        check_sequence("unit 's6'", x, self.d_model, dtype_of=self.x_proj.weight)
+        return self._scan(x, last=False)
+
+    def prefill(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``forward(x)`` and the state after its last step (as ``step`` would leave it), from
+        one full-sequence scan: a prompt costs one scan, not a step per token."""
+        check_sequence("unit 's6'", x, self.d_model, dtype_of=self.x_proj.weight)
+        y, state = self._scan(x, last=True)
+        return y, state.to(self.init_state(0).dtype)  # the scan's accumulation dtype -> step's
+
+    def _scan(self, x: Tensor, *, last: bool) -> Tensor | tuple[Tensor, Tensor]:
         import ssmzoo
 
-        check_sequence("unit 's6'", x, self.d_model, dtype_of=self.x_proj.weight)
         raw, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], -1)
         if self.dt_broadcast:
             delta = repeat(raw[..., 0], "b l -> b d l", d=self.d_model)
@@ -134,10 +144,12 @@ class S6(SpectrumScaled, Saveable, nn.Module):
         u = rearrange(x, "b l d -> b d l")
         # under autocast the projections give a half-precision Δ while x may be float32: the
         # scan takes u and Δ in one dtype (as mamba_ssm's kernel does)
-        y = ssmzoo.selective_scan(u, delta.to(u.dtype), self.effective_A(), B, C,
-                                  D=self.D, delta_bias=bias, delta_softplus=softplus,
-                                  discretization=self.discretization)
-        return rearrange(y, "b d l -> b l d")
+        out = ssmzoo.selective_scan(u, delta.to(u.dtype), self.effective_A(), B, C,
+                                    D=self.D, delta_bias=bias, delta_softplus=softplus,
+                                    discretization=self.discretization, return_last_state=last)
+        if last:
+            return rearrange(out[0], "b d l -> b l d"), out[1]
+        return rearrange(out, "b d l -> b l d")
 
     def init_state(self, batch: int) -> Tensor:
         """Zero state: (batch, d_model, d_state) real or (batch, d_model, d_state/2) complex."""
