@@ -133,12 +133,25 @@ class Mamba2(SpectrumScaled, Saveable, nn.Module):
 
     def forward(self, u: Tensor) -> Tensor:
         """u: (batch, length, d_model) -> (batch, length, d_model)."""
+        check_sequence("unit 'mamba2'", u, self.d_model, dtype_of=self.in_proj.weight, name="u")
+        return self._run(u, last=False)
+
+    def prefill(self, u: Tensor) -> tuple[Tensor, dict[str, Any]]:
+        """``forward(u)`` and the state after its last step, from one SSD pass: the convolution
+        window holds the last d_conv - 1 inputs of the convolution (zeros before the first)."""
+        check_sequence("unit 'mamba2'", u, self.d_model, dtype_of=self.in_proj.weight, name="u")
+        return self._run(u, last=True)
+
+    def _run(self, u: Tensor, *, last: bool) -> Any:
         import ssmzoo
 
-        check_sequence("unit 'mamba2'", u, self.d_model, dtype_of=self.in_proj.weight, name="u")
         length = u.shape[1]
         z, xBC, dt = torch.split(self.in_proj(u), [self.d_inner, self.conv_dim, self.nheads], -1)
-        xBC = self.conv1d(rearrange(xBC, "b l c -> b c l"))[..., :length]       # (b, c, l)
+        xc = rearrange(xBC, "b l c -> b c l")
+        if last:
+            padded = F.pad(xc, (self.d_conv - 1, 0))                            # (b, c, k + l)
+            window = padded[..., padded.shape[-1] - (self.d_conv - 1):]        # (b, c, k)
+        xBC = self.conv1d(xc)[..., :length]                                     # (b, c, l)
         xBC = F.silu(rearrange(xBC, "b c l -> b l c"))
         gn = self.ngroups * self.d_state
         x, B, C = torch.split(xBC, [self.d_inner, gn, gn], -1)
@@ -152,9 +165,14 @@ class Mamba2(SpectrumScaled, Saveable, nn.Module):
             rearrange(B, "b l (g n) -> b l g n", g=self.ngroups),
             rearrange(C, "b l (g n) -> b l g n", g=self.ngroups),
             chunk_size=self.chunk_size, D=self.D, dt_bias=dt_bias, dt_softplus=softplus,
-            dt_limit=limit)                                                     # (b, l, h, p)
-        y = rearrange(y, "b l h p -> b l (h p)")
-        return self.out_proj(self._gate(y, z))
+            dt_limit=limit, return_final_states=last)                           # (b, l, h, p)
+        if last:
+            y, final = y                                                        # final (b, h, p, n)
+        y = self.out_proj(self._gate(rearrange(y, "b l h p -> b l (h p)"), z))
+        if last:
+            ssm = final.to(self.conv1d.weight.dtype)
+            return y, {"conv": window.to(self.conv1d.weight.dtype), "ssm": ssm}
+        return y
 
     def init_state(self, batch: int) -> dict[str, Any]:
         """{"conv": (batch, conv channels, d_conv - 1), "ssm": (batch, heads, headdim, d_state)}."""
