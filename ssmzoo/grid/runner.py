@@ -407,6 +407,7 @@ def _run_pool(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
             ran += 1
             bar.advance(row)
 
+    finished_all = False
     try:
         while pending or running:
             waiting: list[Cell] = []
@@ -459,18 +460,24 @@ def _run_pool(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
                         pending.append(cell)
                 running.clear()
                 pool = new_pool()
+        finished_all = True
         return ran
     finally:
         for cell in running.values():  # interrupted: free the claims of unfinished cells
             renewer.drop(cell.key)
             with contextlib.suppress(Exception):
                 store.release(cell.key, renewer.runner)
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in procs:
-            with contextlib.suppress(Exception):
-                proc.terminate()
+        if finished_all:  # idle workers: let them exit and reap them
+            pool.shutdown(wait=True)
+        else:  # interrupted: stop the workers' cells now
+            procs = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+                    proc.join(timeout=5)
         queue.close()
+        queue.join_thread()
 
 
 def _import_ray() -> Any:
