@@ -6,6 +6,7 @@ import platform
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -61,9 +62,14 @@ def fresh_state(seed: int) -> None:
 
 def run_cell(cell: dict[str, Any], *, grid: str = "", device: str | None = None,
              registry: Registry | None = None,
-             progress: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[int, float], None] | None = None,
+             run_dir: str | Path | None = None) -> dict[str, Any]:
     """Train one cell (``Cell.to_dict()``); return the row to store. Never raises for a failed run:
     an exception becomes ``status="failed"`` with its message and traceback tail.
+
+    ``run_dir``: the cell's run folder (``run.json``, ``metrics.csv``, ``checkpoints/``); a cell
+    that finds a checkpoint there continues from it, so a grid killed mid-cell loses only the
+    steps since the cell's last checkpoint (``[train] checkpoint_every``).
 
     A task with a ``run_cell(variant, *, model, train, seed, progress, registry)`` method (a
     measurement rather than a training run) runs the cell itself and returns what
@@ -90,7 +96,7 @@ def run_cell(cell: dict[str, Any], *, grid: str = "", device: str | None = None,
         record.update(metric=task.metric, higher_is_better=int(task.higher_is_better))
         # a task that is a measurement rather than a training run brings its own cell
         runner = getattr(task, "run_cell", None) or (lambda variant, **kw: run(
-            variant, task, strict=False, **kw))
+            variant, task, strict=False, out=run_dir, resume=run_dir is not None, **kw))
         result, resolved = runner(cell["variant"], model=cell["model"],
                                   train=TrainConfig.from_dict(train), seed=cell["seed"],
                                   progress=progress, registry=reg)

@@ -37,6 +37,13 @@ EXECUTORS = ("local", "ray")
 LEASE = 60.0  # seconds a claim lives without renewal; renewed every third of it
 
 
+def cell_dir(out: Path, cell: Cell) -> Path | None:
+    """The run folder of a cell that checkpoints (``[train] checkpoint_every`` > 0):
+    ``OUT/cells/KEY``, where a cell killed mid-run finds its checkpoint and continues; None for a
+    cell that does not checkpoint."""
+    return out / "cells" / cell.key if int(cell.train.get("checkpoint_every", 0) or 0) > 0 else None
+
+
 def runner_id() -> str:
     """A name for this runner, unique across processes and hosts: ``host:pid:random``."""
     return f"{platform.node() or 'host'}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -304,7 +311,8 @@ def _run_local(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
             renewer.hold(cell.key)
             try:
                 record = run_cell(cell.to_dict(), grid=cfg.name, device=device,
-                                  registry=registry, progress=bar.cell(cell))
+                                  registry=registry, progress=bar.cell(cell),
+                                  run_dir=cell_dir(store.dir, cell))
             except BaseException:
                 renewer.drop(cell.key)
                 store.release(cell.key, renewer.runner)
@@ -339,7 +347,8 @@ def _pool_init(threads: int, queue: Any) -> None:
     _QUEUE = queue
 
 
-def _pool_cell(cell: dict[str, Any], grid: str, device: str | None) -> dict[str, Any]:
+def _pool_cell(cell: dict[str, Any], grid: str, device: str | None,
+               run_dir: Path | None) -> dict[str, Any]:
     last = [0.0]
 
     def progress(step: int, loss: float) -> None:
@@ -349,7 +358,7 @@ def _pool_cell(cell: dict[str, Any], grid: str, device: str | None) -> dict[str,
             with contextlib.suppress(Exception):
                 _QUEUE.put_nowait((cell["key"], step))
 
-    return run_cell(cell, grid=grid, device=device, progress=progress)
+    return run_cell(cell, grid=grid, device=device, progress=progress, run_dir=run_dir)
 
 
 def _worker_died(cell: Cell, grid: str) -> dict[str, Any]:
@@ -422,7 +431,8 @@ def _run_pool(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
                     waiting.append(cell)
                 elif state == "claimed":
                     renewer.hold(cell.key)
-                    running[pool.submit(_pool_cell, cell.to_dict(), cfg.name, device)] = cell
+                    running[pool.submit(_pool_cell, cell.to_dict(), cfg.name, device,
+                                        cell_dir(store.dir, cell))] = cell
                     bar.started(cell)
             pending = waiting
             if not running:  # every cell left is held by another runner

@@ -73,3 +73,53 @@ def test_sigkill_mid_run_then_resume(tmp_path, tiny_registry) -> None:
     assert len(rows) == total and len(set(keys)) == total
     assert sorted(keys) == sorted(c.key for c in load_grid(str(grid), registry=tiny_registry).cells)
     assert all(r["status"] == "ok" and r["attempts"] == 1 for r in rows)
+
+
+CKPT_GRID = f"""
+name = "kill-cell"
+variants = ["tiny"]
+tasks = ["{FAST_TASK}"]
+seeds = [0]
+[model]
+d_model = 8
+[train]
+steps = 400
+batch_size = 16
+eval_every = 100
+checkpoint_every = 20
+"""
+
+
+def test_sigkill_mid_cell_resumes_the_cell_from_its_checkpoint(tmp_path, tiny_registry) -> None:
+    """A cell that checkpoints, killed mid-run, continues from its checkpoint when the grid runs
+    again, and ends with the numbers of an uninterrupted run."""
+    grid, out = tmp_path / "g.toml", tmp_path / "out"
+    grid.write_text(CKPT_GRID)
+    (cell,) = load_grid(str(grid), registry=tiny_registry).cells
+    ckpts = out / "cells" / cell.key / "checkpoints"
+    # a short lease, so that the second run takes the dead runner's cell over at once
+    code = SCRIPT.format(root=str(ROOT), grid=str(grid), out=str(out)).replace(
+        "progress=False)", "progress=False, lease=1.0)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.time() + 240
+    try:
+        while not (ckpts.is_dir() and any(p.suffix != ".tmp" for p in ckpts.iterdir())):
+            assert proc.poll() is None, "the cell ended before it could be killed"
+            assert time.time() < deadline, "no checkpoint in time"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _count(out / "grid.sqlite") == 0, "the kill should land inside the cell"
+    kept = sorted(p.name for p in ckpts.iterdir())
+    assert kept, "the killed cell left no checkpoint"
+
+    resumed = run_grid(str(grid), out=out, registry=tiny_registry, progress=False)
+    assert resumed.ran == 1
+    whole = run_grid(str(grid), out=tmp_path / "whole", registry=tiny_registry, progress=False)
+    assert whole.ran == 1
+    (a,), (b,) = Store(out).rows(), Store(tmp_path / "whole").rows()
+    assert a["status"] == b["status"] == "ok" and a["steps"] == b["steps"] == 400
+    assert a["val"] == b["val"] and a["test"] == b["test"], (a["val"], b["val"])
