@@ -8,7 +8,7 @@ import torch
 
 import ssmzoo
 
-SPECS = ["s6", "s6-complex", "s6(discretization=zoh)", "b2s6", "b2s6(complex=false)", "mamba2",
+SPECS = ["s4d", "s4d(mode=scan)", "s6", "s6-complex", "s6(discretization=zoh)", "b2s6", "b2s6(complex=false)", "mamba2",
          "mamba2(headdim=4, ngroups=2, d_conv=1, chunk_size=8)",
          "mamba", "mamba(core=b2s6)", "mamba(d_conv=1)", "mamba(core=s6-complex)"]
 
