@@ -105,6 +105,7 @@ class Description:
     hparams: list[HParam]
     overrides: dict[str, Any]
     variants: list[Variant]
+    rules: tuple[Rule, ...] = ()  # conditions between hyperparameters (dt_min <= dt_max)
 
     def __str__(self) -> str:
         lines = [f"{self.name} ({self.kind}, plugin {self.plugin})"]
@@ -122,6 +123,8 @@ class Description:
                 doc = _first_line(h.doc)
                 lines.append(f"    {h.name:<{width}}  {self._default(h):<{dwidth}}  "
                              f"[{h.type_text}]  {doc}".rstrip())
+        if self.rules:
+            lines.append("  rules: " + "; ".join(r.expects for r in self.rules))
         if self.variants:
             lines.append("  variants:")
             width = max(len(v.name) for v in self.variants)
@@ -419,16 +422,16 @@ class Registry:
         if spec.name in self._models or spec.name in self._tasks:
             entry = self._models.get(spec.name) or self._tasks[spec.name]
             return Description(entry.name, entry.kind, entry.doc, entry.plugin, entry.paper, None,
-                               entry.name, entry.hparams, {}, [])
+                               entry.name, entry.hparams, {}, [], entry.rules)
         entry, expanded = self._expand(spec)
         if spec.name in self._variants:
             v = self._variants[spec.name]
             return Description(v.name, "variant", v.doc, v.plugin, entry.paper, str(v.spec),
                                entry.name, entry.hparams, dict(expanded.args),
-                               self.variants_of(entry.name))
+                               self.variants_of(entry.name), entry.rules)
         return Description(entry.name, f"unit, {entry.role}", entry.doc, entry.plugin,
                            entry.paper, None, entry.name, entry.hparams, {},
-                           self.variants_of(entry.name))
+                           self.variants_of(entry.name), entry.rules)
 
 
 _REGISTRY: Registry | None = None

@@ -144,13 +144,11 @@ class Mamba2(SpectrumScaled, Saveable, nn.Module):
 
     def _run(self, u: Tensor, *, last: bool) -> Any:
         import ssmzoo
+        from ssmzoo.models.backbone import conv_window
 
         length = u.shape[1]
         z, xBC, dt = torch.split(self.in_proj(u), [self.d_inner, self.conv_dim, self.nheads], -1)
         xc = rearrange(xBC, "b l c -> b c l")
-        if last:
-            padded = F.pad(xc, (self.d_conv - 1, 0))                            # (b, c, k + l)
-            window = padded[..., padded.shape[-1] - (self.d_conv - 1):]        # (b, c, k)
         xBC = self.conv1d(xc)[..., :length]                                     # (b, c, l)
         xBC = F.silu(rearrange(xBC, "b c l -> b l c"))
         gn = self.ngroups * self.d_state
@@ -171,7 +169,8 @@ class Mamba2(SpectrumScaled, Saveable, nn.Module):
         y = self.out_proj(self._gate(rearrange(y, "b l h p -> b l (h p)"), z))
         if last:
             ssm = final.to(self.conv1d.weight.dtype)
-            return y, {"conv": window.to(self.conv1d.weight.dtype), "ssm": ssm}
+            window = conv_window(xc, self.d_conv).to(self.conv1d.weight.dtype)
+            return y, {"conv": window, "ssm": ssm}
         return y
 
     def init_state(self, batch: int) -> dict[str, Any]:

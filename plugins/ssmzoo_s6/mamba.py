@@ -74,28 +74,27 @@ class Mamba(Saveable, nn.Module):
         # checked here, at d_model, so that a wrong input names the block; the core checks its
         # own (correct by construction) input again at d_inner
         check_sequence("unit 'mamba'", u, self.d_model, dtype_of=self.in_proj.weight, name="u")
-        length = u.shape[1]
-        x, z = self.in_proj(u).chunk(2, dim=-1)                                # (b, l, e) each
-        x = self.conv1d(rearrange(x, "b l e -> b e l"))[..., :length]          # (b, e, l)
-        x = F.silu(rearrange(x, "b e l -> b l e"))
-        y = self.core(x) * F.silu(z)                                           # (b, l, e)
-        return self.out_proj(y)
+        return self._run(u, last=False)
 
     def prefill(self, u: Tensor) -> tuple[Tensor, dict[str, Any]]:
         """``forward(u)`` and the state after its last step: the convolution window holds the
         last d_conv - 1 inputs (zeros before the first), and the core's state comes from its
         own full-sequence ``prefill`` where it has one."""
-        from ssmzoo.models.backbone import prefill_mixer
-
         check_sequence("unit 'mamba'", u, self.d_model, dtype_of=self.in_proj.weight, name="u")
+        return self._run(u, last=True)
+
+    def _run(self, u: Tensor, *, last: bool) -> Any:
+        from ssmzoo.models.backbone import conv_window, prefill_mixer
+
         length = u.shape[1]
         x, z = self.in_proj(u).chunk(2, dim=-1)                                # (b, l, e) each
         xc = rearrange(x, "b l e -> b e l")
-        padded = F.pad(xc, (self.d_conv - 1, 0))                                # (b, e, k + l)
-        window = padded[..., padded.shape[-1] - (self.d_conv - 1):]            # (b, e, k)
         x = F.silu(rearrange(self.conv1d(xc)[..., :length], "b e l -> b l e"))
+        if not last:
+            return self.out_proj(self.core(x) * F.silu(z))
         y, core_state = prefill_mixer(self.core, x)
-        return self.out_proj(y * F.silu(z)), {"conv": window, "core": core_state}
+        state = {"conv": conv_window(xc, self.d_conv), "core": core_state}
+        return self.out_proj(y * F.silu(z)), state
 
     def init_state(self, batch: int) -> dict[str, Any]:
         """{"conv": (batch, d_inner, d_conv - 1) last inputs, "core": the core's state}."""

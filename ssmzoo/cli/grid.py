@@ -112,10 +112,10 @@ def _files_text(files: dict[str, Path]) -> str:
 
 def _jobs(jobs: int | None) -> int:
     from ssmzoo.errors import ConfigError
-    from ssmzoo.grid.runner import cores
+    from ssmzoo.train.loop import cpu_cores
 
     if jobs is None:
-        return cores()
+        return cpu_cores()
     if jobs < 1:
         raise ConfigError(f"grid run: --jobs expects an int >= 1, got {jobs}")
     return jobs

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +62,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
-
-
 def _read_config(path: str) -> dict[str, Any]:
     import tomllib
 
@@ -92,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from ssmzoo.train import TrainConfig
     from ssmzoo.train import resume as train_resume
     from ssmzoo.train import run as train_run
+    from ssmzoo.train.loop import cpu_cores
 
     file = _read_config(args.config) if args.config else {}
     model = {**dict(file.get("model", {})), **parse_assignments(args.model, "--model")}
@@ -101,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             train[key] = value
     if args.resume is None:  # a resumed run keeps the thread count it recorded, unless given
-        train.setdefault("threads", _cores())
+        train.setdefault("threads", cpu_cores())
     spec = args.spec or file.get("variant")
     task = args.task or file.get("task")
     seed = args.seed if args.seed is not None else int(file.get("seed", 0))

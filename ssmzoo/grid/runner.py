@@ -27,11 +27,12 @@ from ssmzoo.errors import ConfigError, OptionalDependencyError
 from ssmzoo.grid.cell import run_cell
 from ssmzoo.grid.config import Cell, GridConfig, load_grid
 from ssmzoo.grid.store import DONE, Store
+from ssmzoo.train.loop import cpu_cores
 
 if TYPE_CHECKING:
     from ssmzoo.registry import Registry
 
-__all__ = ["run_grid", "GridRun", "plan", "runner_id", "cores", "cell_label", "LEASE"]
+__all__ = ["run_grid", "GridRun", "plan", "runner_id", "cell_label", "LEASE"]
 
 EXECUTORS = ("local", "ray")
 LEASE = 60.0  # seconds a claim lives without renewal; renewed every third of it
@@ -42,6 +43,29 @@ def cell_dir(out: Path, cell: Cell) -> Path | None:
     ``OUT/cells/KEY``, where a cell killed mid-run finds its checkpoint and continues; None for a
     cell that does not checkpoint."""
     return out / "cells" / cell.key if int(cell.train.get("checkpoint_every", 0) or 0) > 0 else None
+
+
+def _failed_row(cell: Cell, grid: str, error: str) -> dict[str, Any]:
+    """The row of a cell that never returned one (its worker died or raised)."""
+    return {"key": cell.key, "grid": grid, "variant": cell.label_variant,
+            "task": cell.label_task, "seed": cell.seed, "sweep": cell.sweep,
+            "config": cell.to_dict(), "status": "failed", "error": error}
+
+
+def _write_row(store: Store, renewer: _Renewer, bar: _Progress, key: str,
+               row: dict[str, Any]) -> bool:
+    """Write a finished cell's row under this runner's claim; True if it was written (False: the
+    claim was taken over). A failed write (a full disk) frees the claim at once and raises."""
+    renewer.drop(key)
+    try:
+        written = store.write(row, runner=renewer.runner)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            store.release(key, renewer.runner)
+        raise
+    if written:
+        bar.advance(row)
+    return written
 
 
 def runner_id() -> str:
@@ -156,6 +180,7 @@ class _Progress:
         self.ran = 0  # cells finished by this run (the pace of the ETA)
         self.steps = {c.key: max(1, int(c.train.get("steps", 0) or 1)) for c in cells}
         self.running: dict[str, tuple[str, int]] = {}  # key -> (label, step)
+        self.drawn = 0.0  # when the terminal line was last redrawn
         self.bar = None
         self.stream = sys.stderr
         if not enabled:
@@ -199,9 +224,14 @@ class _Progress:
         self._refresh()
 
     def step(self, key: str, step: int) -> None:
+        """A running cell reached ``step``: called from the training loop, so the line is
+        redrawn at most 10 times a second, not once per training step."""
         if key in self.running:
             self.running[key] = (self.running[key][0], step)
-            self._refresh()
+            now = time.monotonic()
+            if now - self.drawn >= 0.1:
+                self.drawn = now
+                self._refresh()
 
     def cell(self, cell: Cell) -> Callable[[int, float], None]:
         """The training loop's progress callback for ``cell`` (the in-process executor)."""
@@ -317,16 +347,7 @@ def _run_local(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
                 renewer.drop(cell.key)
                 store.release(cell.key, renewer.runner)
                 raise
-            renewer.drop(cell.key)
-            try:
-                written = store.write(record, runner=renewer.runner)
-            except BaseException:  # e.g. a full disk: free the cell for the next run at once
-                with contextlib.suppress(Exception):
-                    store.release(cell.key, renewer.runner)
-                raise
-            if written:
-                ran += 1
-                bar.advance(record)
+            ran += _write_row(store, renewer, bar, cell.key, record)
         # a failed cell another runner recorded while we waited is done, not to be retried again
         retry = False
         pending = waiting
@@ -361,22 +382,8 @@ def _pool_cell(cell: dict[str, Any], grid: str, device: str | None,
     return run_cell(cell, grid=grid, device=device, progress=progress, run_dir=run_dir)
 
 
-def _worker_died(cell: Cell, grid: str) -> dict[str, Any]:
-    """The row of a cell whose worker process died twice while it trained (killed, out of
-    memory, a crash in native code): failed, with why."""
-    return {"key": cell.key, "grid": grid, "variant": cell.label_variant,
-            "task": cell.label_task, "seed": cell.seed, "sweep": cell.sweep,
-            "config": cell.to_dict(), "status": "failed",
-            "error": "a worker process died twice while this cell trained (killed, out of "
-                     "memory, or a crash in native code); run it with --jobs 1 to see why"}
-
-
-def cores() -> int:
-    """CPU cores this process may use (its affinity where the OS tells it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+WORKER_DIED = ("a worker process died twice while this cell trained (killed, out of memory, or "
+               "a crash in native code); run it with --jobs 1 to see why")
 
 
 def _run_pool(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
@@ -388,7 +395,7 @@ def _run_pool(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
     from concurrent.futures.process import BrokenProcessPool
 
     workers = min(jobs, len(todo))
-    threads = max(1, cores() // workers)
+    threads = max(1, cpu_cores() // workers)
     ctx = mp.get_context("spawn")  # no fork of a process holding threads and a SQLite handle
     queue = ctx.Queue()
 
@@ -405,16 +412,7 @@ def _run_pool(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
 
     def record(cell: Cell, row: dict[str, Any]) -> None:
         nonlocal ran
-        renewer.drop(cell.key)
-        try:
-            written = store.write(row, runner=renewer.runner)
-        except BaseException:  # e.g. a full disk: free the cell for the next run at once
-            with contextlib.suppress(Exception):
-                store.release(cell.key, renewer.runner)
-            raise
-        if written:
-            ran += 1
-            bar.advance(row)
+        ran += _write_row(store, renewer, bar, cell.key, row)
 
     finished_all = False
     try:
@@ -450,8 +448,7 @@ def _run_pool(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
                     broken = True
                 elif exc is not None:  # run_cell records a failed run; this is anything else
                     cell = running.pop(fut)
-                    record(cell, {**_worker_died(cell, cfg.name),
-                                  "error": f"{type(exc).__name__}: {exc}"})
+                    record(cell, _failed_row(cell, cfg.name, f"{type(exc).__name__}: {exc}"))
                 else:
                     record(running.pop(fut), fut.result())
             if broken:
@@ -462,7 +459,7 @@ def _run_pool(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
                 for cell in running.values():
                     breaks[cell.key] = breaks.get(cell.key, 0) + 1
                     if breaks[cell.key] >= 2:
-                        record(cell, _worker_died(cell, cfg.name))
+                        record(cell, _failed_row(cell, cfg.name, WORKER_DIED))
                     else:
                         renewer.drop(cell.key)
                         store.release(cell.key, renewer.runner)
@@ -531,14 +528,8 @@ def _run_ray(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
                 try:
                     record = ray.get(ref)
                 except Exception as exc:  # the worker died: record it like any failed cell
-                    record = {"key": cell.key, "grid": cfg.name, "variant": cell.label_variant,
-                              "task": cell.label_task, "seed": cell.seed, "sweep": cell.sweep,
-                              "config": cell.to_dict(), "status": "failed",
-                              "error": f"{type(exc).__name__}: {exc}"}
-                renewer.drop(cell.key)
-                if store.write(record, runner=renewer.runner):
-                    ran += 1
-                    bar.advance(record)
+                    record = _failed_row(cell, cfg.name, f"{type(exc).__name__}: {exc}")
+                ran += _write_row(store, renewer, bar, cell.key, record)
         return ran
     finally:
         if started:

@@ -19,7 +19,7 @@ from ssmzoo.errors import HyperparameterTypeError, SSMZooError
 from ssmzoo.spec import Spec, parse
 
 __all__ = ["Layer", "Bidirectional", "GLUOut", "SeqBatchNorm", "make_norm", "Encoder", "pool",
-           "sinusoidal_positions", "resolve_mixer", "prefill_mixer"]
+           "sinusoidal_positions", "resolve_mixer", "prefill_mixer", "conv_window"]
 
 NormKind = Literal["layer", "batch", "rms"]
 MixerOut = Literal["auto", "glu", "none"]
@@ -116,10 +116,13 @@ class Layer(nn.Module):
             return self._residual(x, self.dropout(self.out(self.mixer(self.norm(x.to(dtype))))))
         return self.norm(x + self.dropout(self.out(self.mixer(x))))
 
-    def init_state(self, batch: int) -> Any:
+    def _recurrent(self) -> None:
         if self.bidirectional:
             raise SSMZooError("a bidirectional layer reads the whole sequence: it has no "
                               "recurrent step (build the model with bidirectional=false)")
+
+    def init_state(self, batch: int) -> Any:
+        self._recurrent()
         return self.mixer.init_state(batch)
 
     def step(self, x_t: Tensor, state: Any) -> tuple[Tensor, Any]:
@@ -144,8 +147,7 @@ class Layer(nn.Module):
         """
         if not state:
             return self(x), None
-        if self.bidirectional:
-            self.init_state(x.shape[0])  # raises: a bidirectional layer has no recurrent state
+        self._recurrent()
         inp = x
         if self.prenorm:
             dtype = self.norm.weight.dtype if getattr(self.norm, "weight", None) is not None \
@@ -176,6 +178,15 @@ def prefill_mixer(mixer: nn.Module, x: Tensor) -> tuple[Tensor, Any]:
         y_t, state = mixer.step(x[:, t], state)                                 # (b, d)
         ys.append(y_t)
     return torch.stack(ys, dim=1), state                                        # (b, l, d)
+
+
+def conv_window(x: Tensor, width: int) -> Tensor:
+    """The state of a causal depthwise convolution after x (batch, channels, length): its last
+    ``width - 1`` inputs (batch, channels, width - 1), zeros before the first step (as the
+    convolution's own left padding)."""
+    k = width - 1
+    padded = F.pad(x, (k, 0))                                                  # (b, c, k + l)
+    return padded[..., padded.shape[-1] - k:]                                   # (b, c, k)
 
 
 def sinusoidal_positions(length: int, d: int, *, device: Any = None,

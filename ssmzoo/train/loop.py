@@ -34,7 +34,7 @@ from ssmzoo.train.checkpoint import (
 from ssmzoo.train.config import TrainConfig, lr_factor
 from ssmzoo.train.metrics import MetricsLog
 
-__all__ = ["TrainResult", "fit", "evaluate", "seed_everything", "resolve_device", "make_optimizer"]
+__all__ = ["TrainResult", "fit", "evaluate", "seed_everything", "resolve_device", "make_optimizer", "cpu_cores"]
 
 Progress = Callable[[int, float], None]  # (step done, training loss)
 
@@ -73,6 +73,14 @@ def seed_everything(seed: int) -> None:
         np.random.seed(seed % 2**32)
     except ImportError:  # pragma: no cover - numpy is a dependency
         pass
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may use (its affinity where the OS reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def resolve_device(name: str) -> torch.device:

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ssmzoo.grid import Store, load_grid, run_grid
@@ -28,13 +29,32 @@ batch_size = 16
 eval_every = 8
 """
 
+# the killed runner holds a short lease, so that the next run takes its cell over at once
 SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
 from tests.train.tinyzoo import make_registry
 from ssmzoo.grid import run_grid
-run_grid({grid!r}, out={out!r}, registry=make_registry(), progress=False)
+run_grid({grid!r}, out={out!r}, registry=make_registry(), progress=False, lease=1.0)
 """
+
+
+def _run_and_kill(grid: Path, out: Path, ready: Callable[[], bool], what: str) -> None:
+    """Run the grid in a subprocess and SIGKILL it as soon as ``ready()`` holds."""
+    code = SCRIPT.format(root=str(ROOT), grid=str(grid), out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.time() + 240
+    try:
+        while not ready():
+            assert proc.poll() is None, "the grid ended before it could be killed"
+            assert time.time() < deadline, f"no {what} in time"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
 
 
 def _count(db: Path) -> int:
@@ -49,20 +69,7 @@ def test_sigkill_mid_run_then_resume(tmp_path, tiny_registry) -> None:
     grid, out = tmp_path / "g.toml", tmp_path / "out"
     grid.write_text(GRID)
     total = len(load_grid(str(grid), registry=tiny_registry).cells)
-    code = SCRIPT.format(root=str(ROOT), grid=str(grid), out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)})
-    deadline = time.time() + 240
-    try:
-        while _count(out / "grid.sqlite") < 2:
-            assert proc.poll() is None, "the grid ended before it could be killed"
-            assert time.time() < deadline, "no cell finished in time"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    _run_and_kill(grid, out, lambda: _count(out / "grid.sqlite") >= 2, "finished cell")
     recorded = _count(out / "grid.sqlite")
     assert 2 <= recorded < total, "the kill should land in the middle of the grid"
 
@@ -97,21 +104,9 @@ def test_sigkill_mid_cell_resumes_the_cell_from_its_checkpoint(tmp_path, tiny_re
     grid.write_text(CKPT_GRID)
     (cell,) = load_grid(str(grid), registry=tiny_registry).cells
     ckpts = out / "cells" / cell.key / "checkpoints"
-    # a short lease, so that the second run takes the dead runner's cell over at once
-    code = SCRIPT.format(root=str(ROOT), grid=str(grid), out=str(out)).replace(
-        "progress=False)", "progress=False, lease=1.0)")
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)})
-    deadline = time.time() + 240
-    try:
-        while not (ckpts.is_dir() and any(p.suffix != ".tmp" for p in ckpts.iterdir())):
-            assert proc.poll() is None, "the cell ended before it could be killed"
-            assert time.time() < deadline, "no checkpoint in time"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _run_and_kill(grid, out, lambda: ckpts.is_dir() and any(p.suffix != ".tmp"
+                                                            for p in ckpts.iterdir()),
+                  "checkpoint")
     assert _count(out / "grid.sqlite") == 0, "the kill should land inside the cell"
     kept = sorted(p.name for p in ckpts.iterdir())
     assert kept, "the killed cell left no checkpoint"

@@ -129,6 +129,7 @@ def test_ranges_are_rendered_in_describe(capsys):
     assert main(["describe", "s6"]) == 0
     out = capsys.readouterr().out
     assert "int >= 1" in out and "finite float > 0" in out
+    assert "rules: dt_min <= dt_max" in out  # the conditions between hyperparameters, too
 
 
 def test_type_text():
