@@ -174,6 +174,7 @@ def run_scan(c: dict) -> dict[str, float]:
 
     import ssmzoo
     from tests.helpers import TOLERANCES
+    from tests.kernels.test_triton_selective_scan import REDUCED, TOL_REDUCED
     from tests.scan.cases import ScanCase, selective_scan_inputs
 
     fields = {k: v for k, v in c.items() if k not in ("kind", "dtype")}
@@ -186,9 +187,11 @@ def run_scan(c: dict) -> dict[str, float]:
     refs = ssmzoo.selective_scan(**ref_kw, return_last_state=True, backend="reference")
     assert outs[0].dtype == kw["u"].dtype, f"out has dtype {outs[0].dtype}"
     # tests/helpers.py's table; fp32 at the Triton tests' 2e-5 (fp32 sums over 4096 steps, and
-    # the SFU's sin/cos for complex A)
+    # the SFU's sin/cos for complex A); dA, dD, ddelta_bias, sums over batch and length of terms
+    # of both signs, at the kernel tests' reduced bound (bf16 dD 1.6e-2 on a 7-step case, 1 channel)
     tol = max(TOLERANCES[case.dtype], 2e-5)
-    return _compare(outs, refs, kw, ref_kw, lambda name: tol)
+    return _compare(outs, refs, kw, ref_kw, lambda name: max(tol, TOL_REDUCED[case.dtype])
+                    if name[1:] in REDUCED else tol)
 
 
 def run_ssd(c: dict) -> dict[str, float]:

@@ -132,6 +132,24 @@ def test_time_segments(case: ScanCase, monkeypatch, nan_poison) -> None:
     assert_close("last_state", ref_last, last, rtol=1e-5)
 
 
+@pytest.mark.parametrize("case", [
+    replace(BASE, B_layout="grouped", C_layout="variable", initial_state=True, B_bias=True),
+    replace(BASE, complex=True, discretization="zoh", initial_state=True, B_layout="grouped",
+            C_layout="grouped", groups=1, dtype=torch.bfloat16, C_bias=True),
+    replace(BASE, d_state=20, complex=True, length=20),  # above the default unroll_dstate
+], ids=str)
+def test_rolled_state_loop(case: ScanCase, monkeypatch, nan_poison) -> None:
+    """The forward's d_state loop as a rolled loop (what d_state above ``unroll_dstate`` runs:
+    the unrolled complex forward at d_state 64 took minutes to compile) gives the unrolled
+    loop's values and gradients."""
+    if case.d_state <= 16:
+        rolled = {False: fn.KernelConfig(2, 8, unroll_dstate=0),
+                  True: fn.KernelConfig(2, 8, unroll_dstate=0)}
+        monkeypatch.setattr(fn, "FWD_CONFIG", rolled)
+        monkeypatch.setattr(fn, "BWD_CONFIG", rolled)  # its state-recomputing forward pass too
+    test_matches_reference(case, nan_poison)
+
+
 def test_backend_refuses_what_it_cannot_run(monkeypatch) -> None:
     kw = selective_scan_inputs(replace(BASE, dtype=torch.float64))
     kw = {k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}

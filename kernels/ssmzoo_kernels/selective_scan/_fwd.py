@@ -2,7 +2,9 @@
 
 Layout (the point of the design): a program's tiles are (channels, time) with one channel per
 thread and a whole chunk of ``BT`` steps inside the thread (``BT`` = one 16-byte load of the input
-dtype). The d_state axis is walked by a loop unrolled at compile time, so that for every state n:
+dtype). The d_state axis is walked by a loop (unrolled at compile time up to the launch's
+``unroll_dstate``; a rolled loop above it, whose compile time does not grow with d_state: the
+unrolled complex forward at d_state 64 took minutes to build), so that for every state n:
 
 - a = exp2(Δ·A_n·log2 e) and x = coef·B_t,n·u are (channels, time) tiles;
 - the recurrence h_t = a_t h_{t-1} + x_t over the chunk is ``tl.associative_scan`` along an axis
@@ -37,7 +39,8 @@ from ssmzoo_kernels.selective_scan._common import (
 
 @triton.jit
 def column(T, offs, j):
-    """Column j of a (channels, k) tile whose k axis lies in one thread (resolved at compile time)."""
+    """Column j of a (channels, k) tile whose k axis lies in one thread (a register pick when j is
+    known at compile time, k selects otherwise)."""
     return tl.sum(tl.where(offs[None, :] == j, T, -0.0), axis=1)
 
 
@@ -134,6 +137,43 @@ def scan_n(a_re, a_im, x_re, x_im, hin_re, hin_im, first, IS_COMPLEX: tl.constex
 
 
 @triton.jit
+def _state_n(n, y, Hn_re, Hn_im, H_re, H_im, dt, u, A_ptr, B_ptr, Bv_n, Bb_ptr, C_ptr, Cv_n,
+             Cb_ptr, offs_d, mask_d, offs_n, offs_t, t, mask_t, first, DSTATE: tl.constexpr,
+             BT: tl.constexpr, IS_COMPLEX: tl.constexpr, B_VAR: tl.constexpr,
+             C_VAR: tl.constexpr, HAS_BBIAS: tl.constexpr, HAS_CBIAS: tl.constexpr,
+             ZOH: tl.constexpr, FAST: tl.constexpr, CARRY_AFTER: tl.constexpr,
+             NEED_Y: tl.constexpr):
+    """State n over one chunk: its scan from the carried state (column n of H), its term of y,
+    and its end state written into column n of Hn. ``Bv_n``/``Cv_n``: variable B/C at state n."""
+    CPLX: tl.constexpr = 2 if IS_COMPLEX else 1
+    dnn = (offs_d * DSTATE + n) * CPLX
+    Ar = tl.load(A_ptr + dnn, mask=mask_d, other=0.0)
+    Ai = 0.0
+    if IS_COMPLEX:
+        Ai = tl.load(A_ptr + dnn + 1, mask=mask_d, other=0.0)
+    Bre, Bim = load_state_n(B_ptr, Bv_n, Bb_ptr, offs_d, mask_d, n, t, mask_t, DSTATE, B_VAR,
+                            IS_COMPLEX, HAS_BBIAS)
+    a_re, a_im, x_re, x_im = decay_input_n(dt, u, Ar, Ai, Bre, Bim, IS_COMPLEX, ZOH, FAST)
+    hin_im = 0.0
+    if IS_COMPLEX:
+        hin_im = column(H_im, offs_n, n)
+    h_re, h_im = scan_n(a_re, a_im, x_re, x_im, column(H_re, offs_n, n), hin_im, first,
+                        IS_COMPLEX, CARRY_AFTER)
+    if NEED_Y:
+        Cre, Cim = load_state_n(C_ptr, Cv_n, Cb_ptr, offs_d, mask_d, n, t, mask_t, DSTATE, C_VAR,
+                                IS_COMPLEX, HAS_CBIAS)
+        if IS_COMPLEX:
+            y += Cre * h_re - Cim * h_im
+        else:
+            y += Cre * h_re
+    is_n = offs_n[None, :] == n
+    Hn_re = tl.where(is_n, column(h_re, offs_t, BT - 1)[:, None], Hn_re)
+    if IS_COMPLEX:
+        Hn_im = tl.where(is_n, column(h_im, offs_t, BT - 1)[:, None], Hn_im)
+    return y, Hn_re, Hn_im
+
+
+@triton.jit
 def selective_scan_fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, dbias_ptr, Bb_ptr, Cb_ptr, h0_ptr,
     out_ptr, last_ptr, ws_ptr, ypre_ptr, dts_ptr,
@@ -146,7 +186,7 @@ def selective_scan_fwd_kernel(
     WRITE_OUT: tl.constexpr, STORE_LAST: tl.constexpr, STORE_STATES: tl.constexpr,
     SEG_SUMS: tl.constexpr, ZOH: tl.constexpr, FAST: tl.constexpr, BD: tl.constexpr,
     BN: tl.constexpr, BT: tl.constexpr, CARRY_AFTER: tl.constexpr = False,
-    STORE_Y: tl.constexpr = False,
+    STORE_Y: tl.constexpr = False, UNROLL: tl.constexpr = True,
 ):
     """Grid (cdiv(dim, BD), batch). Tensors (time stride 1): u, delta, z, out: (batch, dim, length);
     A, fixed B/C, B_bias, C_bias: contiguous (dim, d_state[, 2]); variable B/C: (batch, groups,
@@ -216,32 +256,20 @@ def selective_scan_fwd_kernel(
         y = tl.zeros((BD, BT), tl.float32)
         Hn_re = H_re
         Hn_im = H_im
-        for n in tl.static_range(DSTATE):
-            dnn = (offs_d * DSTATE + n) * CPLX
-            Ar = tl.load(A_ptr + dnn, mask=mask_d, other=0.0)
-            Ai = 0.0
-            if IS_COMPLEX:
-                Ai = tl.load(A_ptr + dnn + 1, mask=mask_d, other=0.0)
-            Bre, Bim = load_state_n(B_ptr, Bv_base + n * s_Bn, Bb_ptr, offs_d, mask_d, n, t,
-                                    mask_t, DSTATE, B_VAR, IS_COMPLEX, HAS_BBIAS)
-            a_re, a_im, x_re, x_im = decay_input_n(dt, u, Ar, Ai, Bre, Bim, IS_COMPLEX, ZOH,
-                                                   FAST)
-            hin_im = 0.0
-            if IS_COMPLEX:
-                hin_im = column(H_im, offs_n, n)
-            h_re, h_im = scan_n(a_re, a_im, x_re, x_im, column(H_re, offs_n, n), hin_im, first,
-                                IS_COMPLEX, CARRY_AFTER)
-            if NEED_Y:
-                Cre, Cim = load_state_n(C_ptr, Cv_base + n * s_Cn, Cb_ptr, offs_d, mask_d, n, t,
-                                        mask_t, DSTATE, C_VAR, IS_COMPLEX, HAS_CBIAS)
-                if IS_COMPLEX:
-                    y += Cre * h_re - Cim * h_im
-                else:
-                    y += Cre * h_re
-            is_n = offs_n[None, :] == n
-            Hn_re = tl.where(is_n, column(h_re, offs_t, BT - 1)[:, None], Hn_re)
-            if IS_COMPLEX:
-                Hn_im = tl.where(is_n, column(h_im, offs_t, BT - 1)[:, None], Hn_im)
+        if UNROLL:  # registers picked at compile time; compile time grows fast with d_state
+            for n in tl.static_range(DSTATE):
+                y, Hn_re, Hn_im = _state_n(
+                    n, y, Hn_re, Hn_im, H_re, H_im, dt, u, A_ptr, B_ptr, Bv_base + n * s_Bn,
+                    Bb_ptr, C_ptr, Cv_base + n * s_Cn, Cb_ptr, offs_d, mask_d, offs_n, offs_t,
+                    t, mask_t, first, DSTATE, BT, IS_COMPLEX, B_VAR, C_VAR, HAS_BBIAS,
+                    HAS_CBIAS, ZOH, FAST, CARRY_AFTER, NEED_Y)
+        else:
+            for n in range(DSTATE):
+                y, Hn_re, Hn_im = _state_n(
+                    n, y, Hn_re, Hn_im, H_re, H_im, dt, u, A_ptr, B_ptr, Bv_base + n * s_Bn,
+                    Bb_ptr, C_ptr, Cv_base + n * s_Cn, Cb_ptr, offs_d, mask_d, offs_n, offs_t,
+                    t, mask_t, first, DSTATE, BT, IS_COMPLEX, B_VAR, C_VAR, HAS_BBIAS,
+                    HAS_CBIAS, ZOH, FAST, CARRY_AFTER, NEED_Y)
         H_re = Hn_re
         H_im = Hn_im
         if NEED_Y:

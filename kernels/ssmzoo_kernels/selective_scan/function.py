@@ -32,6 +32,10 @@ class KernelConfig:
     block_t: int = 0
     num_warps: int = 1
     segments: int = 0  # forward only: time segments in parallel (0: automatic, 1: none)
+    # forward only: the d_state loop is unrolled up to this d_state, rolled above it (the
+    # unrolled complex forward at d_state 64 took minutes to compile: docs/developer/
+    # selective-scan-notes.md, "compile time")
+    unroll_dstate: int = 16
 
 
 # Measured on an H100 with benchmarks/gpu_selective_scan.py (docs/developer/selective-scan-notes.md, v2.4): fastest of the
@@ -227,7 +231,7 @@ def _launch_fwd(p: _Prepared, out: Tensor | None, last: Tensor | None, ws: Tenso
         HAS_H0=h0 is not None, WRITE_OUT=out is not None, STORE_LAST=last is not None,
         STORE_STATES=ws is not None, SEG_SUMS=dts is not None, ZOH=p.zoh, FAST=_fast(), BD=bd,
         BN=max(2, triton.next_power_of_2(p.dstate)), BT=block_t, CARRY_AFTER=CARRY_AFTER_SCAN,
-        STORE_Y=ypre is not None, num_warps=cfg.num_warps,
+        STORE_Y=ypre is not None, UNROLL=p.dstate <= cfg.unroll_dstate, num_warps=cfg.num_warps,
     )
     return n_chunks
 
