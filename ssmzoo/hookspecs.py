@@ -42,3 +42,10 @@ def ssmzoo_register_tasks(registry: Any) -> None:
 @hookspec
 def ssmzoo_register_models(registry: Any) -> None:
     """Register model kinds (``lm``, ``classifier``, ...): ``registry.model(name, factory, doc=...)``."""
+
+
+@hookspec
+def ssmzoo_register_formats(registry: Any) -> None:
+    """Register checkpoint formats of other implementations that ``ssmzoo.load`` reads (and
+    ``model.save(format=...)`` writes): ``registry.checkpoint_format(fmt)``, a
+    ``ssmzoo.models.interchange.CheckpointFormat``."""

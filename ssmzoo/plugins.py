@@ -38,7 +38,7 @@ BUILTIN_DISTRIBUTION = "ssmzoo"
 SLOW_IMPORT_SECONDS = 20.0  # torch alone can take 5-10 s to import on a loaded machine
 # Order of the registration phases: units before variants, so a variant may name any plugin's unit.
 PHASES = ("ssmzoo_register_units", "ssmzoo_register_models", "ssmzoo_register_backends",
-          "ssmzoo_register_tasks", "ssmzoo_register_variants")
+          "ssmzoo_register_tasks", "ssmzoo_register_variants", "ssmzoo_register_formats")
 
 _blocked: set[str] = set()
 

@@ -158,6 +158,7 @@ class Registry:
         self._tasks: dict[str, Entry] = {}
         self._backends: dict[str, ScanBackend] = {}
         self._backend_plugin: dict[str, str] = {}
+        self._formats: dict[str, Any] = {}  # checkpoint formats (ssmzoo.models.interchange)
         self.current_plugin = "<direct>"
         self.plugins: list[Any] = []  # ssmzoo.plugins.PluginInfo records, filled by the loader
 
@@ -214,6 +215,20 @@ class Registry:
         self._backends[name] = backend
         self._backend_plugin[name] = self.current_plugin
 
+    def checkpoint_format(self, fmt: Any) -> None:
+        """Register a checkpoint format of another implementation (an instance of
+        :class:`ssmzoo.models.interchange.CheckpointFormat`), under ``fmt.name``."""
+        from ssmzoo.models.interchange import CheckpointFormat
+
+        name = getattr(fmt, "name", None)
+        if not isinstance(fmt, CheckpointFormat):
+            raise SSMZooError(f"cannot register checkpoint format {name!r}: it must be an "
+                              "instance of ssmzoo.models.interchange.CheckpointFormat, got "
+                              f"{type(fmt).__name__}")
+        self._check_free("format", name, self._formats)  # type: ignore[arg-type]
+        fmt.plugin = self.current_plugin
+        self._formats[name] = fmt  # type: ignore[index]
+
     # ---- transactions: a plugin's registrations land whole or not at all ----------------------
     @contextmanager
     def transaction(self, owner: str) -> Iterator[Transaction]:
@@ -253,18 +268,18 @@ class Registry:
 
     def _tables(self) -> dict[str, dict[str, Any]]:
         return {"unit": self._units, "variant": self._variants, "model": self._models,
-                "task": self._tasks, "backend": self._backends}
+                "task": self._tasks, "backend": self._backends, "format": self._formats}
 
     def _snapshot(self) -> tuple[dict[str, Any], ...]:
         return (dict(self._units), dict(self._variants), dict(self._models), dict(self._tasks),
-                dict(self._backends), dict(self._backend_plugin))
+                dict(self._backends), dict(self._formats), dict(self._backend_plugin))
 
     def _restore(self, snap: tuple[dict[str, Any], ...]) -> None:
-        (self._units, self._variants, self._models, self._tasks, self._backends,
+        (self._units, self._variants, self._models, self._tasks, self._backends, self._formats,
          self._backend_plugin) = (dict(s) for s in snap)
 
     def _names_since(self, snap: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
-        kinds = ("unit", "variant", "model", "task", "backend")
+        kinds = ("unit", "variant", "model", "task", "backend", "format")
         now = self._snapshot()
         return [(k, n) for k, old, new in zip(kinds, snap, now) for n in new if n not in old]
 
@@ -288,6 +303,10 @@ class Registry:
     @property
     def backends(self) -> dict[str, ScanBackend]:
         return dict(self._backends)
+
+    @property
+    def checkpoint_formats(self) -> dict[str, Any]:
+        return dict(self._formats)
 
     def backend_plugin(self, name: str) -> str:
         return self._backend_plugin.get(name, "?")

@@ -27,3 +27,11 @@ def ssmzoo_register_units(registry: Registry) -> None:
 def ssmzoo_register_variants(registry: Registry) -> None:
     registry.variant("mamba2-small", "mamba2(d_state=16, headdim=16)",
                      doc="Mamba-2 at S6's state size (N=16): compares SSD with S6 at equal state")
+
+
+@ssmzoo.hookimpl
+def ssmzoo_register_formats(registry: Registry) -> None:
+    from ssmzoo_mamba2.interchange import HFMamba2, MambaSSMMamba2
+
+    registry.checkpoint_format(HFMamba2())
+    registry.checkpoint_format(MambaSSMMamba2())

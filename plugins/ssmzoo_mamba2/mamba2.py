@@ -73,6 +73,7 @@ class Mamba2(SpectrumScaled, Saveable, nn.Module):
         D_has_hdim: D per channel (heads x headdim) instead of per head
         rmsnorm: gated RMSNorm before out_proj (false: plain SiLU(z) gate)
         norm_before_gate: normalise y before the gate instead of y * SiLU(z)
+        norm_eps: epsilon of the gated RMSNorm
         conv_bias: bias in the convolution
         bias: bias in in_proj and out_proj
     """
@@ -92,7 +93,8 @@ class Mamba2(SpectrumScaled, Saveable, nn.Module):
                  dt_min: PositiveFloat = 1e-3, dt_max: PositiveFloat = 0.1,
                  dt_init_floor: PositiveFloat = 1e-4, dt_limit: tuple[float, float] = (0.0, math.inf),
                  chunk_size: PositiveInt = 256, D_has_hdim: bool = False, rmsnorm: bool = True,
-                 norm_before_gate: bool = False, conv_bias: bool = True, bias: bool = False) -> None:
+                 norm_before_gate: bool = False, norm_eps: PositiveFloat = 1e-5,
+                 conv_bias: bool = True, bias: bool = False) -> None:
         check_hparams(Mamba2, "unit 'mamba2'", locals())
         super().__init__()
         owner = "unit 'mamba2'"
@@ -119,7 +121,7 @@ class Mamba2(SpectrumScaled, Saveable, nn.Module):
         self.A_log = no_weight_decay(nn.Parameter(torch.log(A0)))                    # (h,)
         self.D = no_weight_decay(nn.Parameter(torch.ones(heads, p) if D_has_hdim
                                               else torch.ones(heads)))
-        self.norm = GatedRMSNorm(d_inner, d_inner // ngroups, 1e-5, norm_before_gate) \
+        self.norm = GatedRMSNorm(d_inner, d_inner // ngroups, norm_eps, norm_before_gate) \
             if rmsnorm else None
         self.out_proj = nn.Linear(d_inner, d_model, bias=bias)
         self.init_spectrum()

@@ -36,3 +36,11 @@ def ssmzoo_register_variants(registry: Registry) -> None:
                      doc="Mamba block with an S4D core: what the block does without selectivity")
     registry.variant("mamba-s6-alg2", "mamba(core=s6-alg2)",
                      doc="Mamba block with Algorithm 2's rank-1 broadcast Δ")
+
+
+@ssmzoo.hookimpl
+def ssmzoo_register_formats(registry: Registry) -> None:
+    from ssmzoo_s6.interchange import HFMamba, MambaSSMMamba1
+
+    registry.checkpoint_format(HFMamba())
+    registry.checkpoint_format(MambaSSMMamba1())

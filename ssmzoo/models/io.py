@@ -20,7 +20,7 @@ from torch import nn
 from ssmzoo.errors import CheckpointError, SSMZooError
 from ssmzoo.spec import Spec
 
-__all__ = ["save", "load", "Saveable", "CONFIG_NAME", "WEIGHTS_NAME", "FORMAT"]
+__all__ = ["save", "load", "checkpoint_spec", "Saveable", "CONFIG_NAME", "WEIGHTS_NAME", "FORMAT"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -56,15 +56,23 @@ def _dtype_of(module: nn.Module) -> torch.dtype:
     return torch.float32
 
 
-def save(obj: nn.Module, path: str | os.PathLike[str]) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` for a model or unit into directory ``path``.
+def save(obj: nn.Module, path: str | os.PathLike[str], format: str = "ssmzoo") -> Path:
+    """Write ``config.json`` and the weights of a model or unit into directory ``path``.
 
-    ``obj`` must have been built by ``ssmzoo.build_model`` or ``ssmzoo.build`` (it carries
-    ``ssmzoo_spec``). Returns the directory.
+    ``format="ssmzoo"`` (``model.safetensors``): ``obj`` must have been built by
+    ``ssmzoo.build_model`` or ``ssmzoo.build`` (it carries ``ssmzoo_spec``). ``format="hf"``: a
+    directory that ``transformers.AutoModelForCausalLM.from_pretrained`` loads with the same
+    logits; a model with no HF counterpart (a b2s6 core, say) raises
+    :class:`~ssmzoo.errors.CheckpointError` saying why. Returns the directory.
     """
     from safetensors.torch import save_file
 
     import ssmzoo
+
+    if format != "ssmzoo":
+        from ssmzoo.models.interchange import save_foreign
+
+        return save_foreign(obj, Path(path), format)
 
     text = getattr(obj, "ssmzoo_spec", None)
     if not text:
@@ -101,16 +109,17 @@ def save(obj: nn.Module, path: str | os.PathLike[str]) -> Path:
     return out
 
 
-def _read_config(root: Path) -> dict[str, Any]:
+def _read_json(root: Path) -> dict[str, Any]:
     if not root.exists():
         raise CheckpointError(f"ssmzoo.load: no such directory {str(root)!r}")
     if not root.is_dir():
-        raise CheckpointError(f"ssmzoo.load: {str(root)!r} is a file; expected a directory "
-                              f"holding {CONFIG_NAME} and {WEIGHTS_NAME} (written by model.save)")
+        raise CheckpointError(f"ssmzoo.load: {str(root)!r} is a file; expected a checkpoint "
+                              f"directory holding {CONFIG_NAME} and its weights")
     cfg_path = root / CONFIG_NAME
     if not cfg_path.is_file():
-        raise CheckpointError(f"ssmzoo.load: {str(root)!r} has no {CONFIG_NAME}; expected the "
-                              "directory written by model.save(dir)")
+        raise CheckpointError(f"ssmzoo.load: {str(root)!r} has no {CONFIG_NAME}; expected a "
+                              "directory written by model.save(dir), HF transformers' "
+                              "save_pretrained or mamba_ssm's")
     try:
         config = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -118,6 +127,16 @@ def _read_config(root: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise CheckpointError(f"ssmzoo.load: {str(cfg_path)!r} holds a {type(config).__name__}, "
                               "expected a JSON object")
+    return config
+
+
+def is_own(config: dict[str, Any]) -> bool:
+    """Whether a config.json is ssmzoo's own (written by :func:`save`)."""
+    return str(config.get("format", "")).startswith("ssmzoo-checkpoint")
+
+
+def _read_config(root: Path, config: dict[str, Any]) -> dict[str, Any]:
+    cfg_path = root / CONFIG_NAME
     for key in ("kind", "spec"):
         if key not in config:
             raise CheckpointError(f"ssmzoo.load: {str(cfg_path)!r} has no {key!r} field")
@@ -128,6 +147,19 @@ def _read_config(root: Path) -> dict[str, Any]:
         raise CheckpointError(f"ssmzoo.load: {str(cfg_path)!r}: a unit needs an integer "
                               f"'d_model', got {config.get('d_model')!r}")
     return config
+
+
+def checkpoint_spec(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(format name, ssmzoo spec) of the checkpoint directory ``path``, read from its
+    config.json only (no weights are loaded)."""
+    from ssmzoo.models.interchange import detect
+
+    root = Path(path)
+    config = _read_json(root)
+    if is_own(config) or ("spec" in config and "kind" in config):
+        return "ssmzoo", str(_read_config(root, config)["spec"])
+    fmt = detect(config, repr(str(root / CONFIG_NAME)))
+    return fmt.name, fmt.spec(config)
 
 
 def _mismatch(path: Path, missing: list[str], unexpected: list[str],
@@ -141,19 +173,29 @@ def _mismatch(path: Path, missing: list[str], unexpected: list[str],
                            f"{CONFIG_NAME} describes ({'; '.join(parts)})")
 
 
-def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> Any:
-    """Rebuild a model (or unit) saved with ``save(dir)`` and load its weights.
+def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu",
+         dtype: torch.dtype | None = None) -> Any:
+    """A model (or unit) from a checkpoint directory, in the format its config.json shows:
+    ssmzoo's own (``save(dir)``), or one a plugin registers (HF transformers' Mamba and
+    Mamba-2 causal LMs, mamba_ssm's ``MambaLMHeadModel``: ``ssmzoo formats`` lists them), whose
+    logits are then the source's.
 
-    Raises :class:`~ssmzoo.errors.CheckpointError` for a missing directory or file, a corrupt
-    file, a spec that no longer builds, and weights that do not match the rebuilt model.
+    ``dtype``: None keeps the stored dtype. Raises :class:`~ssmzoo.errors.CheckpointError` for
+    a missing directory or file, a corrupt file, an unknown format, a spec that no longer
+    builds, a source feature ssmzoo lacks, and weights that do not match the rebuilt model.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     import ssmzoo
+    from ssmzoo.models.interchange import detect, load_foreign
 
     root = Path(path)
-    config = _read_config(root)
+    config = _read_json(root)
+    if not is_own(config) and not ("spec" in config and "kind" in config):
+        fmt = detect(config, repr(str(root / CONFIG_NAME)))
+        return load_foreign(root, config, fmt, map_location=map_location, dtype=dtype)
+    config = _read_config(root, config)
     try:
         if config["kind"] == "model":
             obj = ssmzoo.build_model(config["spec"])
@@ -162,9 +204,10 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
     except SSMZooError as e:
         raise CheckpointError(f"ssmzoo.load: the spec in {str(root / CONFIG_NAME)!r} no longer "
                               f"builds ({e}); is the plugin that registers it installed?") from e
-    dtype = getattr(torch, str(config.get("dtype", "float32")), None)
-    if isinstance(dtype, torch.dtype) and dtype.is_floating_point and dtype != torch.float32:
-        obj = obj.to(dtype)
+    stored = getattr(torch, str(config.get("dtype", "float32")), None)
+    target = dtype or stored
+    if isinstance(target, torch.dtype) and target.is_floating_point and target != torch.float32:
+        obj = obj.to(target)
     weights = root / WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"ssmzoo.load: {str(root)!r} has no {WEIGHTS_NAME}")
@@ -199,6 +242,7 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
 class Saveable:
     """Mixin giving a model or unit ``save(dir)`` (see :func:`save`)."""
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into the directory ``path``."""
-        return save(self, path)  # type: ignore[arg-type]
+    def save(self, path: str | os.PathLike[str], format: str = "ssmzoo") -> Path:
+        """Write ``config.json`` and the weights into the directory ``path``: ssmzoo's format,
+        or ``format="hf"`` for HF transformers (see :func:`ssmzoo.models.io.save`)."""
+        return save(self, path, format)  # type: ignore[arg-type]

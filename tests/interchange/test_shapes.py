@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import transformers
 
 import ssmzoo
-
-transformers = pytest.importorskip("transformers")
 
 
 @pytest.mark.parametrize("d_model", [64, 768])
