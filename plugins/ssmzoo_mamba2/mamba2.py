@@ -6,6 +6,37 @@
     out = out_proj(RMSNorm(y * SiLU(z)))     gated RMSNorm over groups of d_inner / G
 
 Paper symbols: heads h, headdim p, d_state N, groups G; per head the state H is (p, N).
+
+``mamba2`` is mamba_ssm's ``Mamba2`` and HF transformers' ``Mamba2Mixer`` (their checkpoints
+load with the same logits: ``ssmzoo.load``). Every default against theirs (mamba_ssm 2.3.2
+``modules/mamba2.py``; transformers 5.24 ``Mamba2Config`` and ``Mamba2Mixer``):
+
+=====================  ====================  ====================  =======================
+setting                ssmzoo                mamba_ssm             HF transformers
+=====================  ====================  ====================  =======================
+d_state                128                   128                   state_size 128
+d_conv                 4                     4                     conv_kernel 4
+expand                 2                     2                     expand 2
+headdim                64 (below: largest    64                    head_dim 64
+                       divisor of d_inner)
+ngroups                1                     1                     **n_groups 8**
+A_init_range           U(1, 16)              U(1, 16)              **A = 1..heads**
+dt_min, dt_max         0.001, 0.1            0.001, 0.1            time_step_min/max
+dt_init_floor          1e-4                  1e-4                  time_step_floor 1e-4
+dt_limit               (0, inf)              (0, inf)              time_step_limit (0, inf)
+chunk_size             256                   256                   chunk_size 256
+D_has_hdim             false                 false                 (not offered)
+rmsnorm                true                  true                  (always)
+norm_before_gate       false                 false                 (always false)
+norm_eps               1e-5                  1e-5 (fixed)          layer_norm_epsilon 1e-5
+conv_bias, bias        true, false           true, false           use_conv_bias, use_bias
+d_ssm                  d_inner (only)        None = d_inner        (not offered)
+=====================  ====================  ====================  =======================
+
+Differences: ``headdim`` falls back to a divisor of d_inner at widths where 64 does not divide
+it (mamba_ssm asserts instead); HF's n_groups default of 8 and its A initialisation ``1..heads``
+differ from mamba_ssm's, which ssmzoo follows (a loaded checkpoint carries its own values); a
+``d_ssm`` below d_inner (mamba_ssm's gated-MLP slice) is refused when loading, by name.
 """
 
 from __future__ import annotations

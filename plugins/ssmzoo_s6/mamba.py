@@ -6,6 +6,36 @@
     out = out_proj(y)                          (batch, length, d_model)
 
 The B2S6 paper's language-model setup is ``mamba(core=b2s6)``: only the core is swapped.
+
+``mamba(core=s6)`` is mamba_ssm's ``Mamba`` and HF transformers' ``MambaMixer``: the same
+parameter shapes (tested at d_model 64 and 768) and, loaded from their checkpoints
+(``ssmzoo.load``), the same logits. Every default against theirs (mamba_ssm 2.3.2
+``modules/mamba_simple.py``; transformers 5.24 ``MambaConfig`` and ``MambaMixer``):
+
+=====================  ==================  ==========================  =======================
+setting                ssmzoo              mamba_ssm                   HF transformers
+=====================  ==================  ==========================  =======================
+expand                 2                   2                           expand 2
+d_conv                 4                   4                           conv_kernel 4
+conv_bias              true                true                        use_conv_bias true
+bias                   false               false                       use_bias false
+dt_rank                ceil(d_model/16)    "auto" = ceil(d_model/16)   time_step_rank "auto"
+d_state (s6)           16                  16                          state_size 16
+dt_min, dt_max         0.001, 0.1          0.001, 0.1                  time_step_min/max
+dt_init_floor          1e-4                1e-4                        time_step_floor 1e-4
+dt_scale               1.0                 1.0                         time_step_scale 1.0
+dt_proj init           U(±dt_rank^-½)      dt_init "random": same      scheme "random": same
+Δ bias init            inv. softplus of    same                        same
+                       log-U(dt_min, max)
+A init                 S4D-Real -(1..N)    same                        same
+D init                 ones                ones                        ones
+conv1d bias init       PyTorch default     PyTorch default             **zeros**
+activation             SiLU                SiLU                        hidden_act "silu"
+=====================  ==================  ==========================  =======================
+
+The one difference, HF's zero conv1d bias at initialisation, only matters when training from
+scratch; mamba_ssm's ``dt_init="constant"`` is not offered. (The block-level initialisation of
+``out_proj`` and of the embedding belongs to the ``lm`` model: see its documentation.)
 """
 
 from __future__ import annotations

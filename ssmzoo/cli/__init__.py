@@ -13,12 +13,13 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ssmzoo.errors import SSMZooError
 
 # Subcommands defined in their own modules: each has register(subparsers) and sets func=run.
 SUBCOMMAND_MODULES = ("ssmzoo.cli.train", "ssmzoo.cli.generate", "ssmzoo.cli.grid",
-                      "ssmzoo.cli.bench")
+                      "ssmzoo.cli.bench", "ssmzoo.cli.convert")
 
 
 def _registry():
@@ -118,6 +119,13 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if args.name == TRAIN_NAME:
         print(describe_train())
         return 0
+    if Path(args.name).is_dir():  # a checkpoint: its format and the spec it rebuilds as
+        from ssmzoo.models.io import checkpoint_spec
+
+        fmt, text = checkpoint_spec(args.name)
+        print(f"{args.name}: {fmt} checkpoint")
+        print(f"spec: {text}")
+        return 0
     reg = _registry()
     spec = parse(args.name)
     if spec.args:  # a full spec: validate it, then describe its unit with these values
@@ -200,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("describe", help="hyperparameters, paper and variants of a unit; "
                        "'describe train': the training settings")
     p.add_argument("name", help="a unit, variant, model or task name, or a full spec to validate "
-                   "(e.g. 'b2s6-nobias(h=4)'), or 'train' for the [train] settings")
+                   "(e.g. 'b2s6-nobias(h=4)'), 'train' for the [train] settings, or a "
+                   "checkpoint directory (its format and spec)")
     p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser("plugins", help="each plugin, its version, what it registered, its state")

@@ -249,7 +249,8 @@ def save_foreign(model: nn.Module, path: Path, family: str) -> Path:
     from ssmzoo.registry import get_registry
 
     formats = [f for f in get_registry().checkpoint_formats.values() if f.family == family]
-    families = sorted({f.family for f in get_registry().checkpoint_formats.values() if f.family})
+    families = sorted({f.family for f in get_registry().checkpoint_formats.values()
+                       if f.family and type(f).why_not is not CheckpointFormat.why_not})
     if not formats:
         raise CheckpointError(f"save: unknown format {family!r}; expected 'ssmzoo' or one of "
                               f"{', '.join(repr(f) for f in families)}"
