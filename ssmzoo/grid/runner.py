@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
-import threading
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from ssmzoo.errors import ConfigError, OptionalDependencyError
 from ssmzoo.grid.cell import run_cell
 from ssmzoo.grid.config import Cell, GridConfig, load_grid
+from ssmzoo.grid.lease import LEASE, Renewer, runner_id
+from ssmzoo.grid.progress import Progress, cell_label
 from ssmzoo.grid.store import DONE, Store
 from ssmzoo.train.loop import cpu_cores
 
@@ -35,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["run_grid", "GridRun", "plan", "runner_id", "cell_label", "LEASE"]
 
 EXECUTORS = ("local", "ray")
-LEASE = 60.0  # seconds a claim lives without renewal; renewed every third of it
 
 
 def cell_dir(out: Path, cell: Cell) -> Path | None:
@@ -52,7 +49,7 @@ def _failed_row(cell: Cell, grid: str, error: str) -> dict[str, Any]:
             "config": cell.to_dict(), "status": "failed", "error": error}
 
 
-def _write_row(store: Store, renewer: _Renewer, bar: _Progress, key: str,
+def _write_row(store: Store, renewer: Renewer, bar: Progress, key: str,
                row: dict[str, Any]) -> bool:
     """Write a finished cell's row under this runner's claim; True if it was written (False: the
     claim was taken over). A failed write (a full disk) frees the claim at once and raises."""
@@ -66,53 +63,6 @@ def _write_row(store: Store, renewer: _Renewer, bar: _Progress, key: str,
     if written:
         bar.advance(row)
     return written
-
-
-def runner_id() -> str:
-    """A name for this runner, unique across processes and hosts: ``host:pid:random``."""
-    return f"{platform.node() or 'host'}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-class _Renewer:
-    """Renews this runner's leases on the cells it holds, from a thread with its own connection."""
-
-    def __init__(self, out: Path, runner: str, lease: float):
-        self.out, self.runner, self.lease = out, runner, lease
-        self.keys: set[str] = set()
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="ssmzoo-lease", daemon=True)
-        self.thread.start()
-
-    def hold(self, key: str) -> None:
-        with self.lock:
-            self.keys.add(key)
-
-    def drop(self, key: str) -> None:
-        with self.lock:
-            self.keys.discard(key)
-
-    def _loop(self) -> None:
-        store = None
-        try:
-            while not self.stop.wait(self.lease / 3):
-                with self.lock:
-                    keys = list(self.keys)
-                if not keys:
-                    continue
-                store = store or Store(self.out)
-                for key in keys:
-                    if not store.renew(key, self.runner, lease=self.lease):
-                        self.drop(key)  # taken over: the result will not be written
-        except Exception:  # a failed renewal only risks a second training, never a lost row
-            pass
-        finally:
-            if store is not None:
-                store.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
 
 
 @dataclass
@@ -137,127 +87,6 @@ def plan(cfg: GridConfig, store: Store, *, retry_failed: bool = False) -> tuple[
         else:
             todo.append(cell)
     return todo, skipped
-
-
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def cell_label(cell: Cell) -> str:
-    """A short label of a cell for progress lines: variant, the task's name and the seed, with the
-    swept values (``s6 mqar s0``; a task spec's arguments are left out)."""
-    from ssmzoo.spec import parse
-
-    try:
-        task = parse(cell.label_task or cell.task).name
-    except Exception:
-        task = cell.label_task or cell.task
-    sweep = "".join(f" {k}={v}" for k, v in cell.sweep.items())
-    return f"{cell.label_variant or cell.variant} {task} s{cell.seed}{sweep}"
-
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(seconds + 0.5))
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
-
-
-class _Progress:
-    """Progress of a grid run, readable at 80 columns.
-
-    In a terminal: one rich line, ``cells ━━━━━━ 3/12 0:42 ETA 2:05 s6 mqar s0 120/400``
-    (cells done, elapsed, time left from this run's pace, the running cells' short labels and
-    steps). Otherwise (a batch job, ``nohup``, a pipe): one plain line per finished cell on
-    stderr, with the same counts, so a log file shows where a run stands.
-    """
-
-    def __init__(self, cells: list[Cell], done: int, enabled: bool, *,
-                 terminal: bool | None = None, console: Any = None) -> None:
-        import sys
-
-        self.total, self.done, self.enabled = len(cells), done, enabled
-        self.start = time.monotonic()
-        self.ran = 0  # cells finished by this run (the pace of the ETA)
-        self.steps = {c.key: max(1, int(c.train.get("steps", 0) or 1)) for c in cells}
-        self.running: dict[str, tuple[str, int]] = {}  # key -> (label, step)
-        self.drawn = 0.0  # when the terminal line was last redrawn
-        self.bar = None
-        self.stream = sys.stderr
-        if not enabled:
-            return
-        if terminal is None:
-            terminal = self.stream.isatty()
-        if not terminal:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        console = console or Console(file=self.stream)
-        self.bar = Progress(TextColumn("cells"), BarColumn(bar_width=16), MofNCompleteColumn(),
-                            TextColumn("{task.fields[clock]}"),
-                            TextColumn("{task.fields[detail]}"), console=console,
-                            transient=False, refresh_per_second=4)
-        self.task = self.bar.add_task("cells", total=self.total, completed=done, clock="",
-                                      detail="")
-        self.bar.start()
-
-    def _eta(self) -> str:
-        elapsed = time.monotonic() - self.start
-        frac = self.ran + sum(step / self.steps.get(key, 1)
-                              for key, (_, step) in self.running.items())
-        left = self.total - self.done - frac
-        if frac <= 0 or left <= 0:
-            return _clock(elapsed)
-        return f"{_clock(elapsed)} ETA {_clock(elapsed / frac * left)}"
-
-    def _refresh(self) -> None:
-        if self.bar is None:
-            return
-        width = max(10, self.bar.console.width - 44)  # what the bar, counts and clocks leave
-        detail = "  ".join(f"{label} {step}/{self.steps.get(key, 1)}"
-                           for key, (label, step) in self.running.items())
-        self.bar.update(self.task, completed=self.done, clock=self._eta(),
-                        detail=_short(detail, width))
-
-    def started(self, cell: Cell) -> None:
-        self.running[cell.key] = (cell_label(cell), 0)
-        self._refresh()
-
-    def step(self, key: str, step: int) -> None:
-        """A running cell reached ``step``: called from the training loop, so the line is
-        redrawn at most 10 times a second, not once per training step."""
-        if key in self.running:
-            self.running[key] = (self.running[key][0], step)
-            now = time.monotonic()
-            if now - self.drawn >= 0.1:
-                self.drawn = now
-                self._refresh()
-
-    def cell(self, cell: Cell) -> Callable[[int, float], None]:
-        """The training loop's progress callback for ``cell`` (the in-process executor)."""
-        self.started(cell)
-        return lambda step, loss: self.step(cell.key, step)
-
-    def advance(self, record: dict[str, Any]) -> None:
-        label = self.running.pop(record["key"], (record.get("variant", "?"), 0))[0]
-        self.done += 1
-        self.ran += 1
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self._refresh()
-            return
-        metric = record.get("metric")
-        value = record.get("test") if record.get("test") is not None else record.get("val")
-        shown = f" {metric} {value:.4g}" if metric and isinstance(value, (int, float)) else ""
-        took = record.get("wall_time")
-        took_text = f" in {took:.0f}s" if isinstance(took, (int, float)) else ""
-        print(_short(f"[{self.done}/{self.total}] {label}: {record.get('status')}{shown}"
-                     f"{took_text}; {self._eta()}", 100), file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def run_grid(grid: str | GridConfig, *, out: str | Path | None = None, executor: str = "local",
@@ -296,9 +125,9 @@ def run_grid(grid: str | GridConfig, *, out: str | Path | None = None, executor:
         store.set_meta(name=cfg.name, path=cfg.path, toml=cfg.text,
                        plan=[c.key for c in cfg.cells])
         todo, skipped = plan(cfg, store, retry_failed=retry_failed)
-        bar = _Progress(cfg.cells, len(cfg.cells) - len(todo), progress)
+        bar = Progress(cfg.cells, len(cfg.cells) - len(todo), progress)
         runner = runner_id()
-        renewer = _Renewer(out, runner, float(lease))
+        renewer = Renewer(out, runner, float(lease))
         try:
             if executor == "local" and jobs > 1 and len(todo) > 1:
                 ran = _run_pool(cfg, todo, store, bar, renewer, device=device, jobs=jobs,
@@ -322,8 +151,8 @@ def run_grid(grid: str | GridConfig, *, out: str | Path | None = None, executor:
     return GridRun(out, len(cfg.cells), skipped, ran, statuses)
 
 
-def _run_local(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
-               renewer: _Renewer, *, device: str | None, registry: Registry | None,
+def _run_local(cfg: GridConfig, todo: list[Cell], store: Store, bar: Progress,
+               renewer: Renewer, *, device: str | None, registry: Registry | None,
                retry_failed: bool) -> int:
     """Claim, train and write cells one by one; wait for cells other runners hold."""
     ran = 0
@@ -386,8 +215,8 @@ WORKER_DIED = ("a worker process died twice while this cell trained (killed, out
                "a crash in native code); run it with --jobs 1 to see why")
 
 
-def _run_pool(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
-              renewer: _Renewer, *, device: str | None, jobs: int, retry_failed: bool) -> int:
+def _run_pool(cfg: GridConfig, todo: list[Cell], store: Store, bar: Progress,
+              renewer: Renewer, *, device: str | None, jobs: int, retry_failed: bool) -> int:
     """Keep ``jobs`` cells training in worker processes: claim a cell when a worker is free,
     write each row the moment its cell ends; cells other runners hold are tried again later."""
     import multiprocessing as mp
@@ -499,8 +328,8 @@ def _remote_cell(cell: dict[str, Any], grid: str, device: str | None) -> dict[st
     return run_cell(cell, grid=grid, device=device)
 
 
-def _run_ray(cfg: GridConfig, todo: list[Cell], store: Store, bar: _Progress,
-             renewer: _Renewer, *, device: str | None, address: str | None,
+def _run_ray(cfg: GridConfig, todo: list[Cell], store: Store, bar: Progress,
+             renewer: Renewer, *, device: str | None, address: str | None,
              num_cpus: int | None, retry_failed: bool) -> int:
     ray = _import_ray()
     started = False

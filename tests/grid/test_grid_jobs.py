@@ -11,7 +11,8 @@ from rich.console import Console
 from ssmzoo.cli import main
 from ssmzoo.errors import ConfigError
 from ssmzoo.grid import load_grid, run_grid
-from ssmzoo.grid.runner import _Progress, cell_label
+from ssmzoo.grid.progress import Progress as _Progress
+from ssmzoo.grid.progress import cell_label
 
 TASK = "memory_scale(seq_len=6, n_train=32, n_val=16, n_test=16)"
 GRID = f"""

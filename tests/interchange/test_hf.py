@@ -11,7 +11,6 @@ import transformers
 
 import ssmzoo
 from ssmzoo.errors import CheckpointError
-
 from tests.interchange.sources import VOCAB, hf_mamba, hf_mamba2, hf_states, rel_l2
 
 CASES = {
