@@ -10,21 +10,18 @@ tests), and ``auto`` never picks them there.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, ClassVar
 
 from ssmzoo.scan.backend import ScanBackend, SelectiveScanCall, SSDCall
+from ssmzoo_kernels._env import interpreting
 
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from ssmzoo_kernels.selective_scan.tuning import Tuning
+
 INSTALL = "pip install 'ssmzoo[triton]'"
-MAX_D_STATE = 64  # = selective_scan.function.MAX_D_STATE: the d_state loop is unrolled, sums in registers
-
-
-def interpreting() -> bool:
-    """Whether Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+MAX_D_STATE = 64  # = selective_scan.function.MAX_D_STATE: states and gradient sums in registers
 
 
 def _device_ok(device) -> tuple[bool, str]:
@@ -38,6 +35,12 @@ class TritonBackend(ScanBackend):
     """Fused Triton kernels, forward and backward, states in registers, recomputed in the backward."""
 
     name: ClassVar[str] = "triton"
+
+    def __init__(self, tuning: Tuning | None = None) -> None:
+        """``tuning``: the selective-scan kernels' launch choices (None: the measured default,
+        ``ssmzoo_kernels.selective_scan.tuning.DEFAULT``). An instance with another tuning runs
+        through the public function as ``ssmzoo.selective_scan(..., backend=TritonBackend(t))``."""
+        self.tuning = tuning
     description: ClassVar[str] = ("Triton kernels: fused selective scan (S6, B2S6; forward and "
                                   "backward) and chunked SSD")
     ops: ClassVar[tuple[str, ...]] = ("selective_scan", "ssd_scan")
@@ -109,14 +112,9 @@ class TritonBackend(ScanBackend):
         return True, ""
 
     def selective_scan(self, call: SelectiveScanCall) -> Tensor | tuple[Tensor, Tensor]:
-        from ssmzoo_kernels.selective_scan import selective_scan_triton
+        from ssmzoo_kernels.selective_scan import DEFAULT, selective_scan_triton
 
-        return selective_scan_triton(
-            call.u, call.delta, call.A, call.B, call.C, call.D, call.z, call.delta_bias,
-            call.delta_softplus, call.return_last_state, B_bias=call.B_bias,
-            C_bias=call.C_bias, initial_state=call.initial_state,
-            discretization=call.discretization,
-        )
+        return selective_scan_triton(call, self.tuning or DEFAULT)
 
     def supports_ssd_scan(self, call: SSDCall) -> tuple[bool, str]:
         try:

@@ -38,7 +38,7 @@ def selective_scan(
     C_bias: Tensor | None = None,
     initial_state: Tensor | None = None,
     discretization: Literal["euler", "zoh"] = "euler",
-    backend: str = "auto",
+    backend: str | ScanBackend = "auto",
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The selective scan, in mamba_ssm's ``selective_scan_fn`` layout and semantics.
 
@@ -65,7 +65,8 @@ def selective_scan(
         C_bias: (dim, d_state), complex when A is, added to C at every step.
         initial_state: state before the first step, (batch, dim, d_state), complex when A is.
         discretization: ``"euler"`` or ``"zoh"``: the input coefficient.
-        backend: a registered backend name, or ``"auto"`` for the fastest that supports the call.
+        backend: a registered backend name, ``"auto"`` for the fastest that supports the call,
+            or a backend instance (e.g. ``TritonBackend(tuning=...)`` for an A/B sweep).
 
     Returns:
         out (batch, dim, length) in u's dtype, accumulated in float32 (float64 for double
@@ -98,7 +99,7 @@ def ssd_scan(
     dt_limit: tuple[float, float] = (0.0, math.inf),
     return_final_states: bool = False,
     *,
-    backend: str = "auto",
+    backend: str | ScanBackend = "auto",
 ) -> Tensor | tuple[Tensor, Tensor]:
     """SSD (Mamba-2's scan), in mamba_ssm's ``mamba_chunk_scan_combined`` layout and semantics.
 
@@ -122,7 +123,7 @@ def ssd_scan(
         dt_softplus: apply softplus to dt + dt_bias.
         dt_limit: (min, max) that Δ is clamped to.
         return_final_states: also return the state after the last step.
-        backend: a registered backend name, or ``"auto"``.
+        backend: a registered backend name, ``"auto"``, or a backend instance.
 
     Returns:
         out (batch, length, heads, headdim) in x's dtype; with ``return_final_states``,

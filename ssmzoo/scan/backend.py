@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:  # torch is imported by the scan functions, not by the registry
     import torch
@@ -88,11 +88,29 @@ class SelectiveScanCall:
     def device(self) -> torch.device:
         return self.u.device
 
+    # the tensor arguments in order, and the rest: a backend's autograd Function takes the
+    # tensors positionally and rebuilds the call from them and the options (no re-spelling)
+    TENSORS: ClassVar[tuple[str, ...]] = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias",
+                                          "B_bias", "C_bias", "initial_state")
+    OPTIONS: ClassVar[tuple[str, ...]] = ("delta_softplus", "return_last_state", "discretization")
+
     def tensors(self) -> dict[str, Tensor]:
         """Every tensor argument that is set, by name (what gradients are owed for)."""
-        names = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "B_bias", "C_bias",
-                 "initial_state")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {n: getattr(self, n) for n in self.TENSORS if getattr(self, n) is not None}
+
+    def tensor_args(self) -> tuple[Tensor | None, ...]:
+        """Every tensor argument, None where unset, in :attr:`TENSORS` order."""
+        return tuple(getattr(self, n) for n in self.TENSORS)
+
+    def options(self) -> dict[str, Any]:
+        """The non-tensor arguments, by name."""
+        return {n: getattr(self, n) for n in self.OPTIONS}
+
+    @classmethod
+    def rebuild(cls, tensors: tuple[Tensor | None, ...], options: dict[str, Any]
+                ) -> SelectiveScanCall:
+        """The call from :meth:`tensor_args` and :meth:`options` (inside an autograd Function)."""
+        return cls(**dict(zip(cls.TENSORS, tensors)), **options)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def _hint(name: str) -> str:
             "backend listed by `ssmzoo backends`)")
 
 
-def run(op: Op, call: SelectiveScanCall | SSDCall, backend: str) -> Any:
+def run(op: Op, call: SelectiveScanCall | SSDCall, backend: str | ScanBackend) -> Any:
     """Choose the backend for ``call`` and run it; an auto-chosen backend that raises is named."""
     chosen = choose(op, call, backend)
     fn = chosen.selective_scan if op == "selective_scan" else chosen.ssd_scan
@@ -83,12 +83,18 @@ def candidates(op: Op, device_type: str) -> list[tuple[str, ScanBackend]]:
     return [(name, backend) for _, name, backend in ranked]
 
 
-def choose(op: Op, call: SelectiveScanCall | SSDCall, backend: str) -> ScanBackend:
-    """The backend that will run ``call``: the named one, or the first suitable for ``"auto"``."""
+def choose(op: Op, call: SelectiveScanCall | SSDCall, backend: str | ScanBackend) -> ScanBackend:
+    """The backend that will run ``call``: the named one (or the instance given), or the first
+    suitable for ``"auto"``."""
     from ssmzoo.registry import get_registry
 
+    if isinstance(backend, ScanBackend):  # an instance (say, with its own tuning): as named
+        ok, why = _supports(backend, op, call)
+        if not ok:
+            raise BackendUnavailableError(getattr(backend, "name", "?"), op, why)
+        return backend
     if not isinstance(backend, str):
-        raise ScanArgumentError(op, "backend", "a backend name (str) or 'auto'",
+        raise ScanArgumentError(op, "backend", "a backend name (str), 'auto' or a ScanBackend",
                                 f"{type(backend).__name__} {backend!r}")
     if backend != "auto":
         chosen = get_registry().get_backend(backend)  # UnknownBackendError lists the known ones

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,6 +19,8 @@ import torch
 pytest.importorskip("triton")
 
 from ssmzoo_kernels.selective_scan import function as fn  # noqa: E402
+from ssmzoo_kernels.selective_scan.prepare import block_t_of, prepare  # noqa: E402
+from ssmzoo_kernels.selective_scan.tuning import DEFAULT, KernelConfig, Tuning  # noqa: E402
 from ssmzoo_kernels.triton_backend import TritonBackend  # noqa: E402
 
 import ssmzoo  # noqa: E402
@@ -41,12 +42,8 @@ REDUCED = ("A", "D", "delta_bias")
 TOL_REDUCED = {torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}
 
 
-@pytest.fixture(autouse=True)
-def small_tiles(monkeypatch):
-    """8-step chunks, 2 channels per program: several chunks and programs on tiny inputs."""
-    small = {False: fn.KernelConfig(2, 8), True: fn.KernelConfig(2, 8)}
-    monkeypatch.setattr(fn, "FWD_CONFIG", small)
-    monkeypatch.setattr(fn, "BWD_CONFIG", small)
+# 8-step chunks, 2 channels per program: several chunks and programs on tiny inputs
+SMALL = DEFAULT.replace(fwd=KernelConfig(2, 8), bwd=KernelConfig(2, 8))
 
 
 BASE = ScanCase(batch=2, dim=4, length=37, d_state=3, groups=2)
@@ -74,18 +71,21 @@ def _to_ref(v):
     return w.requires_grad_(v.requires_grad)
 
 
-def _run(kw, backend):
-    return ssmzoo.selective_scan(**kw, return_last_state=True, backend=backend)
+def _run(kw, backend, tuning: Tuning = SMALL):
+    """The public function on ``backend``; "triton" with ``tuning`` (through a backend instance,
+    as benchmarks pass alternatives)."""
+    chosen = TritonBackend(tuning) if backend == "triton" else backend
+    return ssmzoo.selective_scan(**kw, return_last_state=True, backend=chosen)
 
 
 @pytest.mark.parametrize("case", GRID, ids=str)
-def test_matches_reference(case: ScanCase, nan_poison) -> None:
+def test_matches_reference(case: ScanCase, nan_poison, tuning: Tuning = SMALL) -> None:
     kw = selective_scan_inputs(case, seed=hash(str(case)) % 1000, requires_grad=True)
     kw = {k: (v.to(DEVICE).detach().requires_grad_() if isinstance(v, torch.Tensor) else v)
           for k, v in kw.items()}
     mine = clone_inputs(kw)
     ref_kw = {k: _to_ref(v) for k, v in kw.items()}
-    out, last = _run(mine, "triton")
+    out, last = _run(mine, "triton", tuning)
     ref, ref_last = _run(ref_kw, "reference")
     tol = TOL[case.dtype]
     assert out.dtype == kw["u"].dtype
@@ -109,24 +109,22 @@ def test_matches_reference(case: ScanCase, nan_poison) -> None:
     replace(BASE, B_layout="grouped", C_layout="variable", initial_state=True, B_bias=True),
     replace(BASE, complex=True, C_layout="grouped", dtype=torch.bfloat16, initial_state=True),
 ], ids=str)
-def test_carry_switch(case: ScanCase, monkeypatch, nan_poison) -> None:
+def test_carry_switch(case: ScanCase, nan_poison) -> None:
     """The forward's A/B switch (carried state folded into the first step, or added after the
     scan) gives the same values and gradients either way."""
-    monkeypatch.setattr(fn, "CARRY_AFTER_SCAN", not fn.CARRY_AFTER_SCAN)
-    test_matches_reference(case, nan_poison)
+    test_matches_reference(case, nan_poison,
+                           SMALL.replace(carry_after_scan=not SMALL.carry_after_scan))
 
 
 @pytest.mark.parametrize("case", [
     replace(BASE, B_layout="grouped", C_layout="variable", initial_state=True, B_bias=True),
     replace(BASE, complex=True, discretization="zoh", initial_state=True, C_layout="fixed"),
 ], ids=str)
-def test_time_segments(case: ScanCase, monkeypatch, nan_poison) -> None:
+def test_time_segments(case: ScanCase, nan_poison) -> None:
     """The forward split into 3 time segments (two passes, start states chained on the host)."""
-    monkeypatch.setattr(fn, "FWD_CONFIG", {False: fn.KernelConfig(2, 8, 1, 3),
-                                           True: fn.KernelConfig(2, 8, 1, 3)})
     kw = selective_scan_inputs(case, seed=7)
     kw = {k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
-    out, last = _run(kw, "triton")
+    out, last = _run(kw, "triton", SMALL.replace(fwd=KernelConfig(2, 8, 1, 3)))
     ref, ref_last = _run({k: _to_ref(v) for k, v in kw.items()}, "reference")
     assert_close("out", ref, out, rtol=TOL[torch.float32])
     assert_close("last_state", ref_last, last, rtol=1e-5)
@@ -138,16 +136,15 @@ def test_time_segments(case: ScanCase, monkeypatch, nan_poison) -> None:
             C_layout="grouped", groups=1, dtype=torch.bfloat16, C_bias=True),
     replace(BASE, d_state=20, complex=True, length=20),  # above the default unroll_dstate
 ], ids=str)
-def test_rolled_state_loop(case: ScanCase, monkeypatch, nan_poison) -> None:
+def test_rolled_state_loop(case: ScanCase, nan_poison) -> None:
     """The forward's d_state loop as a rolled loop (what d_state above ``unroll_dstate`` runs:
     the unrolled complex forward at d_state 64 took minutes to compile) gives the unrolled
     loop's values and gradients."""
-    if case.d_state <= 16:
-        rolled = {False: fn.KernelConfig(2, 8, unroll_dstate=0),
-                  True: fn.KernelConfig(2, 8, unroll_dstate=0)}
-        monkeypatch.setattr(fn, "FWD_CONFIG", rolled)
-        monkeypatch.setattr(fn, "BWD_CONFIG", rolled)  # its state-recomputing forward pass too
-    test_matches_reference(case, nan_poison)
+    tuning = SMALL
+    if case.d_state <= 16:  # the backward's state-recomputing forward pass rolled too
+        rolled = KernelConfig(2, 8, unroll_dstate=0)
+        tuning = SMALL.replace(fwd=rolled, bwd=rolled)
+    test_matches_reference(case, nan_poison, tuning)
 
 
 def test_backend_refuses_what_it_cannot_run(monkeypatch) -> None:
@@ -227,7 +224,7 @@ def test_auto_puts_triton_first_for_b2s6_biases_on_cuda(monkeypatch) -> None:
         assert chosen is registry.get_backend(first), tried[-1]
 
 
-V3_CASES = [
+BWD_CASES = [
     replace(BASE, B_layout="grouped", C_layout="variable", discretization="zoh",
             initial_state=True, B_bias=True, C_bias=True),
     replace(BASE, complex=True, B_layout="variable", C_layout="grouped", initial_state=True,
@@ -239,34 +236,20 @@ V3_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "kernel", "scratch"), [(c, "v2", False) for c in V3_CASES]
-                         + [(c, "v3", False) for c in V3_CASES[:2]], ids=str)
-def test_bwd_kernel_variants(case: ScanCase, kernel: str, scratch: bool, monkeypatch,
-                             nan_poison) -> None:
-    """The backward paths the default grid (v3, dB/dC summed once per chunk through the scratch)
-    does not take: the v2 kernel (per-state carries in register tiles), and v3 summing variable
-    dB/dC over channels state by state. Values and every gradient."""
-    monkeypatch.setattr(fn, "BWD_KERNEL", kernel)
-    monkeypatch.setattr(fn, "BWD3_SUM_SCRATCH", scratch)
-    test_matches_reference(case, nan_poison)
+@pytest.mark.parametrize("case", BWD_CASES, ids=str)
+def test_bwd_sums_state_by_state(case: ScanCase, nan_poison) -> None:
+    """The backward path the default (variable dB/dC summed once per chunk through the scratch)
+    does not take: summed over channels state by state. Values and every gradient."""
+    test_matches_reference(case, nan_poison, SMALL.replace(sum_scratch=False))
 
 
-def test_bwd_kernel_name_error(monkeypatch) -> None:
-    monkeypatch.setattr(fn, "BWD_KERNEL", "v33")
-    with pytest.raises(ValueError, match=r"BWD_KERNEL .* 'v2' or 'v3', not 'v33'; did you mean"):
-        fn._bwd_kernel(SimpleNamespace(is_complex=False))
-
-
-@pytest.mark.parametrize(("case", "kernel"), [
-    (replace(BASE, B_layout="grouped", C_layout="variable", initial_state=True, B_bias=True), "v2"),
-    (replace(BASE, complex=True, discretization="zoh", C_layout="grouped", initial_state=True),
-     "v3"),
+@pytest.mark.parametrize("case", [
+    replace(BASE, B_layout="grouped", C_layout="variable", initial_state=True, B_bias=True),
+    replace(BASE, complex=True, discretization="zoh", C_layout="grouped", initial_state=True),
 ], ids=str)
-def test_saved_states(case: ScanCase, kernel: str, monkeypatch, nan_poison) -> None:
-    """With SAVE_STATES the forward writes the chunk-start states and the backward does not run
-    its recomputing forward pass; values and every gradient unchanged."""
-    monkeypatch.setattr(fn, "SAVE_STATES", True)
-    monkeypatch.setattr(fn, "BWD_KERNEL", kernel)
+def test_saved_states(case: ScanCase, monkeypatch, nan_poison) -> None:
+    """With ``save_states`` the forward writes the chunk-start states and the backward does not
+    run its recomputing forward pass; values and every gradient unchanged."""
     launches = []
     real_launch = fn._launch_fwd
 
@@ -275,30 +258,27 @@ def test_saved_states(case: ScanCase, kernel: str, monkeypatch, nan_poison) -> N
         return real_launch(*args, **kwargs)
 
     monkeypatch.setattr(fn, "_launch_fwd", counting)
-    test_matches_reference(case, nan_poison)
+    saving = SMALL.replace(save_states=True)
+    test_matches_reference(case, nan_poison, saving)
     assert launches and not any(launches), "the backward recomputed the states"
     # a backward with another chunk length cannot use them and recomputes
     launches.clear()
-    monkeypatch.setattr(fn, "BWD_CONFIG", {False: fn.KernelConfig(2, 4), True: fn.KernelConfig(2, 4)})
-    test_matches_reference(case, nan_poison)
+    test_matches_reference(case, nan_poison, saving.replace(bwd=KernelConfig(2, 4)))
     assert any(launches)
 
 
-@pytest.mark.parametrize(("case", "kernel", "recompute"), [
+@pytest.mark.parametrize(("case", "recompute"), [
     (replace(BASE, B_layout="grouped", C_layout="variable", initial_state=True, C_bias=True),
-     kernel, recompute) for kernel in ("v2", "v3") for recompute in (True, False)
+     recompute) for recompute in (True, False)
 ] + [
     (replace(BASE, complex=True, discretization="zoh", B_layout="variable", C_layout="grouped",
-             C_bias=True), kernel, True) for kernel in ("v2", "v3")
+             C_bias=True), True)
 ], ids=str)
-def test_bwd_ungated_output(case: ScanCase, kernel: str, recompute: bool, monkeypatch,
-                            nan_poison) -> None:
+def test_bwd_ungated_output(case: ScanCase, recompute: bool, monkeypatch, nan_poison) -> None:
     """dz from the un-gated output that the backward sums from its recomputed states
-    (BWD_RECOMPUTE_Y, no (batch, dim, length) copy written by the recomputing pass) or reads
-    from that copy: values and every gradient, both backward kernels."""
+    (``recompute_y``, no (batch, dim, length) copy written by the recomputing pass) or reads
+    from that copy: values and every gradient."""
     assert case.z
-    monkeypatch.setattr(fn, "BWD_KERNEL", kernel)
-    monkeypatch.setattr(fn, "BWD_RECOMPUTE_Y", {"v2": recompute, "v3": recompute})
     copies = []
     real_launch = fn._launch_fwd
 
@@ -308,11 +288,8 @@ def test_bwd_ungated_output(case: ScanCase, kernel: str, recompute: bool, monkey
         return real_launch(p, out, last, ws, ypre, *args, **kwargs)
 
     monkeypatch.setattr(fn, "_launch_fwd", recording)
-    test_matches_reference(case, nan_poison)
+    test_matches_reference(case, nan_poison, SMALL.replace(recompute_y=recompute))
     assert copies == [not recompute]
-
-
-DEFAULT_BWD = fn.BWD_CONFIG[False]  # read at import, before the small_tiles fixture patches it
 
 
 @pytest.mark.parametrize("dim, per_group, ok", [
@@ -320,16 +297,16 @@ DEFAULT_BWD = fn.BWD_CONFIG[False]  # read at import, before the small_tiles fix
     (2, None, False), (8, None, True), (2048, None, True), (2048, 4, False), (2048, 8, True),
 ])
 def test_vector_stores_only_where_every_thread_holds_runs_of_four(dim, per_group, ok) -> None:
-    """The v3 backward's 16-byte scratch stores (``ASM4``) need 4 consecutive steps per thread
+    """The backward's 16-byte scratch stores (``ASM4``) need 4 consecutive steps per thread
     (offline sm_90 builds: the (channels, 32) tile of 2 warps holds min(8, channels / 2)); with
     fewer they faulted with a misaligned address on an H200. The benchmark tile keeps them."""
     length = 2048
     u = torch.randn(2, dim, length, dtype=torch.float16)
     B = (torch.randn(2, dim // per_group, 8, length, dtype=torch.float16) if per_group
          else torch.randn(2, 8, length, dtype=torch.float16))
-    p = fn._prepare(u, u.clone(), -torch.rand(dim, 8), B, B.clone(), None, u.clone(), None, None,
-                    None, None, True, "euler")
-    cfg = DEFAULT_BWD
-    bt, bd = fn._block_t(cfg, u.dtype), p.block_d(cfg.block_d)
+    p = prepare(SelectiveScanCall(u, u.clone(), -torch.rand(dim, 8), B, B.clone(), z=u.clone(),
+                                  delta_softplus=True))
+    cfg = DEFAULT.bwd_real
+    bt, bd = block_t_of(cfg, u.dtype), p.block_d(cfg.block_d)
     assert fn._vec16(p, u.clone(), bt, bd, cfg.num_warps) is ok
     assert not fn._vec16(p, u.clone(), bt, bd, 8)  # the same tile over 8 warps: 1 per thread

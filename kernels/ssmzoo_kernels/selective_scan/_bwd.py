@@ -2,10 +2,9 @@
 
 Before it runs, the forward kernel (``STORE_STATES``) has written the state at the start of every
 chunk (``ws``) and, unless the backward recomputes it (``RECOMPUTE_Y``), the un-gated output
-y + D·u (``ypre``). This kernel walks the chunks from last to
-first, in the forward kernel's layout (one channel per thread, a chunk of time in the thread, the
-d_state loop unrolled). For every state n it recomputes a, x and h_t from the chunk's start state
-(a forward scan), and the adjoint g_t = dL/dh_t by a reverse scan of
+y + D·u (``ypre``). This kernel walks the chunks from last to first, in the forward kernel's
+layout (one channel per thread, a chunk of time in the thread). For every state n it recomputes
+a, x and h_t from the chunk's start state (a forward scan), and the adjoint g_t = dL/dh_t by a reverse scan of
 g_t = v_t + conj(a_{t+1}) g_{t+1}, v_t = dy_t·conj(C_t) (·2 for complex A), with g carried in from
 the following chunk and folded into v at the chunk's last step; a_{t+1} comes from Δ loaded one
 step ahead. Then, element by element (complex numbers as real pairs; gradients in PyTorch's
@@ -19,6 +18,26 @@ convention dL/dRe + i dL/dIm):
   d coef/dA = Δ²·phi1'(ΔA)); then softplus and delta_bias;
 - d(initial_state) = conj(a_0)·g_0.
 Per-program partial sums ((batch, dim, ...) buffers) are reduced over the batch by the caller.
+
+Where the quantities indexed by the state n live: in memory, not in registers (the earlier
+"v2" kernel kept them in (channels, d_state) register tiles, read and written one column at a
+time with a masked reduction and a layout conversion per state and chunk: a quarter of its
+instructions were shuffles, and it took 255 registers; docs/developer/selective-scan-notes.md,
+"v3"). Each is a (channels,) vector per state:
+
+- H_n is loaded straight from the forward pass's chunk-start states (``ws``);
+- the adjoint carry g_0 of the chunk is written to a small float32 scratch (``gc``: two buffers,
+  chunk parity, so a chunk reads what the previous one wrote after one barrier per chunk) and
+  read back by the next (earlier) chunk;
+- dA, and dB/dC of a fixed B/C or of the biases, are accumulated in their output buffers
+  (zeroed by the caller): one load and one store of a (channels,) vector per state and chunk, by
+  the same thread, so no barrier is needed for them.
+
+Optionally (``SUM_SCRATCH``) the per-step contributions to a variable dB/dC are not summed over
+channels state by state: each state's (channels, time) tile is stored to a per-program scratch
+(L1/L2 resident) and, once per chunk, summed over channels for all states at once
+(a (d_state · time, channels) tile whose layout puts channels in the thread) and added with
+one atomic per (state, step).
 """
 
 from __future__ import annotations
@@ -44,12 +63,6 @@ from ssmzoo_kernels.selective_scan._fwd import column, decay_input_n, load_state
 
 
 @triton.jit
-def _add_col(T, is_n, v):
-    """T with v (channels,) added to the column selected by is_n (resolved at compile time)."""
-    return tl.where(is_n, T + v[:, None], T)
-
-
-@triton.jit
 def _store_pair(ptr, off, re, im, mask, IS_COMPLEX: tl.constexpr):
     tl.store(ptr + off, re, mask=mask)
     if IS_COMPLEX:
@@ -65,9 +78,62 @@ def _atomic_pair(ptrs, re, im, mask, IS_COMPLEX: tl.constexpr):
 
 
 @triton.jit
+def _st(ptrs, val, mask, ASM: tl.constexpr):
+    """tl.store of float32 values in the values' own layout. ``ASM``: by inline assembly, so that
+    the compiler does not convert the tile to its coalesced store layout first (for a (channels,)
+    vector or a (channels, time) tile of 8 float32 per thread, that conversion costs shuffles or a
+    shared-memory round trip with barriers, per state). Replicated elements store the same value
+    twice. The interpreter takes tl.store."""
+    if ASM:
+        tl.inline_asm_elementwise(
+            "{ .reg .pred p; setp.ne.b32 p, $3, 0; @p st.global.b32 [$1], $2; mov.b32 $0, 0; }",
+            "=r,l,r,r", [ptrs.to(tl.int64), val.to(tl.int32, bitcast=True), mask.to(tl.int32)],
+            dtype=tl.int32, is_pure=False, pack=1)
+    else:
+        tl.store(ptrs, val, mask=mask)
+
+
+@triton.jit
+def _st4(ptrs, val, ASM: tl.constexpr):
+    """Unmasked ``_st`` of a (channels, time) float32 tile whose thread holds runs of 4 (or more)
+    consecutive, 16-byte aligned addresses along time: one 16-byte store per run."""
+    if ASM:
+        tl.inline_asm_elementwise(
+            "{ st.global.v4.b32 [$4], {$8, $9, $10, $11}; mov.b32 $0, 0; mov.b32 $1, 0; "
+            "mov.b32 $2, 0; mov.b32 $3, 0; }",
+            "=r,=r,=r,=r,l,l,l,l,r,r,r,r", [ptrs.to(tl.int64), val.to(tl.int32, bitcast=True)],
+            dtype=tl.int32, is_pure=False, pack=4)
+    else:
+        tl.store(ptrs, val)
+
+
+@triton.jit
+def _acc_pair(ptr, off, re, im, mask, IS_COMPLEX: tl.constexpr, ASM: tl.constexpr):
+    """ptr[off] += re (and ptr[off + 1] += im): a (channels,) read-modify-write by one thread."""
+    _st(ptr + off, tl.load(ptr + off, mask=mask, other=0.0) + re, mask, ASM)
+    if IS_COMPLEX:
+        _st(ptr + off + 1, tl.load(ptr + off + 1, mask=mask, other=0.0) + im, mask, ASM)
+
+
+@triton.jit
+def _sum_channels(scr, dst_base, s_n, c, length, DSTATE: tl.constexpr, BN: tl.constexpr,
+                  BD: tl.constexpr, BT: tl.constexpr, CPLX: tl.constexpr, PART: tl.constexpr):
+    """Sum a (d_state, channels, time) scratch over channels; add the (d_state, time) sums into a
+    variable dB/dC row (float32, interleaved re/im when complex: ``PART`` is 0 or 1)."""
+    r = tl.arange(0, BN * BT)
+    nr = r // BT
+    tr = r % BT
+    ptrs = scr + nr[:, None] * (BD * BT) + tl.arange(0, BD)[None, :] * BT + tr[:, None]
+    ok = nr < DSTATE
+    s = tl.sum(tl.load(ptrs, mask=ok[:, None], other=0.0), axis=1)
+    t = c * BT + tr
+    tl.atomic_add(dst_base + nr * s_n + t * CPLX + PART, s, mask=ok & (t < length), sem="relaxed")
+
+
+@triton.jit
 def selective_scan_bwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, dbias_ptr, Bb_ptr, Cb_ptr, ws_ptr,
-    ypre_ptr, dout_ptr, dlast_ptr,
+    ypre_ptr, dout_ptr, gc_ptr, scr_ptr,
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dBv_ptr, dCv_ptr, dBf_ptr, dCf_ptr, dD_ptr, ddbias_ptr,
     dh0_ptr,
     dim, length, n_chunks,
@@ -75,30 +141,33 @@ def selective_scan_bwd_kernel(
     s_Bb, s_Bg, s_Bn, s_Cb, s_Cg, s_Cn, B_per_group, C_per_group,
     DSTATE: tl.constexpr, IS_COMPLEX: tl.constexpr, B_VAR: tl.constexpr, C_VAR: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_DBIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_BBIAS: tl.constexpr, HAS_CBIAS: tl.constexpr, HAS_DLAST: tl.constexpr,
+    HAS_BBIAS: tl.constexpr, HAS_CBIAS: tl.constexpr,
     ZOH: tl.constexpr, FAST: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr,
-    BT: tl.constexpr, RECOMPUTE_Y: tl.constexpr = True,
+    BT: tl.constexpr, SUM_SCRATCH: tl.constexpr, ASM: tl.constexpr = False,
+    ASM4: tl.constexpr = False, RECOMPUTE_Y: tl.constexpr = True,
 ):
-    """Grid (cdiv(dim, BD), batch). Inputs as in the forward kernel; dout: (batch, dim, length)
-    with strides s_gb, s_gd, shared by du, ddelta and dz (the caller allocates all four alike);
-    ypre: contiguous (batch, dim, length); dlast, dh0, and the partial buffers dA, dBf, dCf:
-    contiguous (batch, dim, d_state[, 2]); dD, ddbias: (batch, dim); dBv, dCv: float32 buffers
-    with B's and C's variable layout and strides. ``RECOMPUTE_Y`` (with z): the un-gated output
-    that dz needs is summed from the recomputed states in the d_state loop (Σ_n Re(C_n h_n) + D·u,
-    in float32) instead of read from ``ypre``, which then is not allocated.
+    """Grid (cdiv(dim, BD), batch). Arguments as ``selective_scan_bwd_kernel``'s, except:
+    gc: float32 (2, batch, dim, d_state[, 2]), buffer 0 holding d(last_state) (or zeros) on entry;
+    dA, dBf, dCf: zeroed by the caller (accumulated in place); scr (``SUM_SCRATCH``): float32,
+    (programs, CPLX·2, BN, BD, BT) per program, in grid order. ``ASM4`` (with ``ASM``): the
+    scratch tiles by 16-byte stores, which needs each thread to hold runs of 4 consecutive steps
+    (the caller sets it only where the inputs' loads are provably 16-byte vectors of 16-bit
+    values, so that the tile's layout is 8 steps per thread). ``RECOMPUTE_Y`` (with z): the
+    un-gated output that dz needs is summed from the recomputed states in the d_state loop
+    (Σ_n Re(C_n h_n) + D·u, in float32) instead of read from ``ypre``, which then is not allocated.
     """
     CPLX: tl.constexpr = 2 if IS_COMPLEX else 1
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     offs_d = pid_d * BD + tl.arange(0, BD)
-    offs_n = tl.arange(0, BN)
     offs_t = tl.arange(0, BT)
     mask_d = offs_d < dim
-    mask_dn = mask_d[:, None] & (offs_n < DSTATE)[None, :]
-    dn = (offs_d[:, None] * DSTATE + offs_n[None, :]) * CPLX  # (channels, d_state)
-    hdn = pid_b * dim * DSTATE * CPLX + dn
+    hb = pid_b * dim * DSTATE * CPLX  # this batch element in (batch, dim, d_state[, 2]) buffers
+    gc_stride = tl.num_programs(1).to(tl.int64) * dim * DSTATE * CPLX  # one gc buffer
     first = (offs_t == 0)[None, :]
     last = (offs_t == BT - 1)[None, :]
+    scr = scr_ptr + (pid_b * tl.num_programs(0) + pid_d) * (CPLX * 2 * BN * BD * BT)
+    scr_tile = tl.arange(0, BD)[:, None] * BT + offs_t[None, :]  # (channels, time) in a state
 
     dbias = 0.0
     if HAS_DBIAS:
@@ -122,30 +191,18 @@ def selective_scan_bwd_kernel(
     dBv_base = dBv_ptr + pid_b * s_Bb + gB * s_Bg
     dCv_base = dCv_ptr + pid_b * s_Cb + gC * s_Cg
 
-    # adjoint carried in from the following chunk (from d(last_state) at the end), per state
-    Gc_re = tl.zeros((BD, BN), tl.float32)
-    Gc_im = tl.zeros((BD, BN), tl.float32)
-    if HAS_DLAST:
-        Gc_re = tl.load(dlast_ptr + hdn, mask=mask_dn, other=0.0).to(tl.float32)
-        if IS_COMPLEX:
-            Gc_im = tl.load(dlast_ptr + hdn + 1, mask=mask_dn, other=0.0).to(tl.float32)
-    dA_re = tl.zeros((BD, BN), tl.float32)
-    dA_im = tl.zeros((BD, BN), tl.float32)
-    dBf_re = tl.zeros((BD, BN), tl.float32)
-    dBf_im = tl.zeros((BD, BN), tl.float32)
-    dCf_re = tl.zeros((BD, BN), tl.float32)
-    dCf_im = tl.zeros((BD, BN), tl.float32)
     dD_acc = tl.zeros((BD,), tl.float32)
     ddb_acc = tl.zeros((BD,), tl.float32)
 
     for i in range(n_chunks):
         c = n_chunks - 1 - i
+        gc_in = gc_ptr + (i % 2) * gc_stride + hb
+        gc_out = gc_ptr + ((i + 1) % 2) * gc_stride + hb
         t = c * BT + offs_t
         mask_t = t < length
         mask_dt = mask_d[:, None] & mask_t[None, :]  # (channels, time)
         u = tl.load(u_base + t[None, :], mask=mask_dt, other=0.0).to(tl.float32)
         raw, dt = load_dt(dl_base + t[None, :], mask_dt, dbias, HAS_DBIAS, SOFTPLUS)
-        # Δ_{t+1}: shifted in registers, the next chunk's first step loaded (0 past the end)
         has_next = mask_d[:, None] & ((c * BT + BT + tl.zeros((BD, 1), tl.int32)) < length)
         nraw = tl.load(dl_base + c * BT + BT, mask=has_next, other=0.0).to(tl.float32)
         if HAS_DBIAS:
@@ -168,33 +225,27 @@ def selective_scan_bwd_kernel(
         if HAS_D:
             dD_acc += tl.sum(dy * u, axis=1)
             du = Dv[:, None] * dy
-        wdn = (pid_b * n_chunks + c) * dim * DSTATE * CPLX + dn
-        H_re = tl.load(ws_ptr + wdn, mask=mask_dn, other=0.0)
-        H_im = 0.0
-        if IS_COMPLEX:
-            H_im = tl.load(ws_ptr + wdn + 1, mask=mask_dn, other=0.0)
+        w_base = ws_ptr + (pid_b * n_chunks + c) * dim * DSTATE * CPLX
         ddt = tl.zeros((BD, BT), tl.float32)
-        Gn_re = Gc_re
-        Gn_im = Gc_im
-        for n in range(DSTATE):  # a loop, not unrolled: one state's temporaries live at a time
-            is_n = offs_n[None, :] == n
+        for n in range(DSTATE):  # a loop: every per-state quantity is a (channels,) vector
             dnn = (offs_d * DSTATE + n) * CPLX
             Ar = tl.load(A_ptr + dnn, mask=mask_d, other=0.0)
+            hin_re = tl.load(w_base + dnn, mask=mask_d, other=0.0)
+            gin_re = tl.load(gc_in + dnn, mask=mask_d, other=0.0)
             Ai = 0.0
             hin_im = 0.0
             gin_im = 0.0
             if IS_COMPLEX:
                 Ai = tl.load(A_ptr + dnn + 1, mask=mask_d, other=0.0)
-                hin_im = column(H_im, offs_n, n)
-                gin_im = column(Gc_im, offs_n, n)
+                hin_im = tl.load(w_base + dnn + 1, mask=mask_d, other=0.0)
+                gin_im = tl.load(gc_in + dnn + 1, mask=mask_d, other=0.0)
             Bre, Bim = load_state_n(B_ptr, Bv_base + n * s_Bn, Bb_ptr, offs_d, mask_d, n, t,
                                     mask_t, DSTATE, B_VAR, IS_COMPLEX, HAS_BBIAS)
             Cre, Cim = load_state_n(C_ptr, Cv_base + n * s_Cn, Cb_ptr, offs_d, mask_d, n, t,
                                     mask_t, DSTATE, C_VAR, IS_COMPLEX, HAS_CBIAS)
             a_re, a_im, x_re, x_im = decay_input_n(dt, u, Ar, Ai, Bre, Bim, IS_COMPLEX, ZOH,
                                                    FAST)
-            h_re, h_im = scan_n(a_re, a_im, x_re, x_im, column(H_re, offs_n, n), hin_im, first,
-                                IS_COMPLEX)
+            h_re, h_im = scan_n(a_re, a_im, x_re, x_im, hin_re, hin_im, first, IS_COMPLEX)
             if HAS_Z and RECOMPUTE_Y:
                 if IS_COMPLEX:
                     y += Cre * h_re - Cim * h_im
@@ -202,7 +253,6 @@ def selective_scan_bwd_kernel(
                     y += Cre * h_re
             an_re, an_im, _x1, _x2 = decay_input_n(dt1, u, Ar, Ai, 0.0, 0.0, IS_COMPLEX, False,
                                                    FAST)
-            gin_re = column(Gc_re, offs_n, n)
             # adjoint: reverse scan of g_t = v_t + conj(a_{t+1}) g_{t+1}, carry folded in at the end
             if IS_COMPLEX:
                 v_re = 2.0 * dy * Cre
@@ -211,7 +261,7 @@ def selective_scan_bwd_kernel(
                 v_im += tl.where(last, an_re * gin_im[:, None] - an_im * gin_re[:, None], 0.0)
                 _w1, _w2, g_re, g_im = tl.associative_scan((an_re, -an_im, v_re, v_im), 1,
                                                            combine_complex, reverse=True)
-                Gn_im = tl.where(is_n, column(g_im, offs_t, 0)[:, None], Gn_im)
+                _st(gc_out + dnn + 1, column(g_im, offs_t, 0), mask_d, ASM)
                 dCt_re = 2.0 * dy * h_re
                 dCt_im = -2.0 * dy * h_im
             else:
@@ -220,13 +270,22 @@ def selective_scan_bwd_kernel(
                 g_im = 0.0
                 dCt_re = dy * h_re
                 dCt_im = 0.0
-            Gn_re = tl.where(is_n, column(g_re, offs_t, 0)[:, None], Gn_re)
+            _st(gc_out + dnn, column(g_re, offs_t, 0), mask_d, ASM)
             if C_VAR:
-                _atomic_pair(dCv_base + n * s_Cn + t * CPLX, dCt_re, dCt_im, mask_t, IS_COMPLEX)
+                if SUM_SCRATCH:
+                    _st4(scr + ((CPLX + 0) * BN + n) * (BD * BT) + scr_tile, dCt_re, ASM4)
+                    if IS_COMPLEX:
+                        _st4(scr + ((CPLX + 1) * BN + n) * (BD * BT) + scr_tile, dCt_im, ASM4)
+                else:
+                    _atomic_pair(dCv_base + n * s_Cn + t * CPLX, dCt_re, dCt_im, mask_t,
+                                 IS_COMPLEX)
             if C_VAR == 0 or HAS_CBIAS:
-                dCf_re = _add_col(dCf_re, is_n, tl.sum(dCt_re, axis=1))
                 if IS_COMPLEX:
-                    dCf_im = _add_col(dCf_im, is_n, tl.sum(dCt_im, axis=1))
+                    _acc_pair(dCf_ptr, hb + dnn, tl.sum(dCt_re, axis=1), tl.sum(dCt_im, axis=1),
+                              mask_d, True, ASM)
+                else:
+                    _acc_pair(dCf_ptr, hb + dnn, tl.sum(dCt_re, axis=1), 0.0, mask_d, False,
+                              ASM)
             # B, u and Δ through x = coef·B·u; Δ and A through the decay
             if IS_COMPLEX:
                 if ZOH:
@@ -247,19 +306,20 @@ def selective_scan_bwd_kernel(
                 ei = h_im - x_im
                 Gr = g_re * er + g_im * ei  # g·conj(h - x)
                 Gi = g_im * er - g_re * ei
+                dA_r = tl.sum(Gr * dt, axis=1)
+                dA_i = tl.sum(Gi * dt, axis=1)
                 if ZOH:
                     qr = gb_re * u
                     qi = gb_im * u
                     ddt += qr * a_re + qi * a_im
                     sr, si = dphi1_complex(xr, xi, a_re, a_im, pr, pim)
                     dt2 = dt * dt
-                    dA_re = _add_col(dA_re, is_n, tl.sum((qr * sr + qi * si) * dt2, axis=1))
-                    dA_im = _add_col(dA_im, is_n, tl.sum((qi * sr - qr * si) * dt2, axis=1))
+                    dA_r += tl.sum((qr * sr + qi * si) * dt2, axis=1)
+                    dA_i += tl.sum((qi * sr - qr * si) * dt2, axis=1)
                 else:
                     ddt += gb_re * u
                 ddt += Gr * Ar[:, None] + Gi * Ai[:, None]
-                dA_re = _add_col(dA_re, is_n, tl.sum(Gr * dt, axis=1))
-                dA_im = _add_col(dA_im, is_n, tl.sum(Gi * dt, axis=1))
+                _acc_pair(dA_ptr, hb + dnn, dA_r, dA_i, mask_d, IS_COMPLEX, ASM)
             else:
                 if ZOH:
                     xr = dt * Ar[:, None]
@@ -275,20 +335,41 @@ def selective_scan_bwd_kernel(
                 if ZOH:
                     q = gb * u
                     ddt += q * a_re
-                    dA_re = _add_col(dA_re, is_n,
-                                     tl.sum(q * dphi1_real(xr, a_re, ph) * dt * dt, axis=1))
+                    dA_r = tl.sum((q * dphi1_real(xr, a_re, ph) * dt + G) * dt, axis=1)
                 else:
                     ddt += gb * u
+                    dA_r = tl.sum(G * dt, axis=1)
                 ddt += G * Ar[:, None]
-                dA_re = _add_col(dA_re, is_n, tl.sum(G * dt, axis=1))
+                _acc_pair(dA_ptr, hb + dnn, dA_r, 0.0, mask_d, False, ASM)
             if B_VAR:
-                _atomic_pair(dBv_base + n * s_Bn + t * CPLX, dBt_re, dBt_im, mask_t, IS_COMPLEX)
+                if SUM_SCRATCH:
+                    _st4(scr + n * (BD * BT) + scr_tile, dBt_re, ASM4)
+                    if IS_COMPLEX:
+                        _st4(scr + (BN + n) * (BD * BT) + scr_tile, dBt_im, ASM4)
+                else:
+                    _atomic_pair(dBv_base + n * s_Bn + t * CPLX, dBt_re, dBt_im, mask_t,
+                                 IS_COMPLEX)
             if B_VAR == 0 or HAS_BBIAS:
-                dBf_re = _add_col(dBf_re, is_n, tl.sum(dBt_re, axis=1))
                 if IS_COMPLEX:
-                    dBf_im = _add_col(dBf_im, is_n, tl.sum(dBt_im, axis=1))
-        Gc_re = Gn_re
-        Gc_im = Gn_im
+                    _acc_pair(dBf_ptr, hb + dnn, tl.sum(dBt_re, axis=1), tl.sum(dBt_im, axis=1),
+                              mask_d, True, ASM)
+                else:
+                    _acc_pair(dBf_ptr, hb + dnn, tl.sum(dBt_re, axis=1), 0.0, mask_d, False,
+                              ASM)
+        if SUM_SCRATCH:
+            tl.debug_barrier()  # every state's tile is in the scratch
+            if B_VAR:
+                _sum_channels(scr, dBv_base, s_Bn, c, length, DSTATE, BN, BD, BT, CPLX, 0)
+                if IS_COMPLEX:
+                    _sum_channels(scr + BN * BD * BT, dBv_base, s_Bn, c, length, DSTATE, BN,
+                                  BD, BT, CPLX, 1)
+            if C_VAR:
+                _sum_channels(scr + CPLX * BN * BD * BT, dCv_base, s_Cn, c, length, DSTATE, BN,
+                              BD, BT, CPLX, 0)
+                if IS_COMPLEX:
+                    _sum_channels(scr + (CPLX + 1) * BN * BD * BT, dCv_base, s_Cn, c, length,
+                                  DSTATE, BN, BD, BT, CPLX, 1)
+        tl.debug_barrier()  # the adjoint carry (and the scratch) are read by other threads next
         if HAS_Z and RECOMPUTE_Y:
             store_dz(dz_base + t[None, :], mask_dt, dout, ungated_output(y, u, Dv, IS_COMPLEX, HAS_D),
                      zv, sz)
@@ -299,33 +380,28 @@ def selective_scan_bwd_kernel(
         tl.store(ddl_base + t[None, :], ddt.to(ddelta_ptr.dtype.element_ty), mask=mask_dt)
         tl.store(du_base + t[None, :], du.to(du_ptr.dtype.element_ty), mask=mask_dt)
 
-    # d(initial_state) = conj(a_0) g_0, per state
+    # d(initial_state) = conj(a_0) g_0, per state (g_0 of the first chunk is in gc_out's buffer)
+    gc_fin = gc_ptr + (n_chunks % 2) * gc_stride + hb
     _r0, dt0 = load_dt(dl_base + offs_t[None, :] * 0, mask_d[:, None] & first, dbias, HAS_DBIAS,
                        SOFTPLUS)
-    dh0_re = tl.zeros((BD, BN), tl.float32)
-    dh0_im = tl.zeros((BD, BN), tl.float32)
-    for n in tl.static_range(DSTATE):
-        is_n = offs_n[None, :] == n
+    dt0 = tl.sum(dt0, axis=1)  # (channels,): Δ at step 0
+    for n in range(DSTATE):
         dnn = (offs_d * DSTATE + n) * CPLX
         Ar = tl.load(A_ptr + dnn, mask=mask_d, other=0.0)
-        Ai = 0.0
+        gr = tl.load(gc_fin + dnn, mask=mask_d, other=0.0)
         if IS_COMPLEX:
             Ai = tl.load(A_ptr + dnn + 1, mask=mask_d, other=0.0)
-        a_re, a_im, _x1, _x2 = decay_input_n(dt0, dt0, Ar, Ai, 0.0, 0.0, IS_COMPLEX, False,
-                                             FAST)
-        a0r = column(a_re, offs_t, 0)
-        gr = column(Gc_re, offs_n, n)
-        if IS_COMPLEX:
-            a0i = column(a_im, offs_t, 0)
-            gi = column(Gc_im, offs_n, n)
-            dh0_re = _add_col(dh0_re, is_n, a0r * gr + a0i * gi)
-            dh0_im = _add_col(dh0_im, is_n, a0r * gi - a0i * gr)
+            gi = tl.load(gc_fin + dnn + 1, mask=mask_d, other=0.0)
+            a_re, a_im, _x1, _x2 = decay_input_n(dt0[:, None], dt0[:, None], Ar, Ai, 0.0, 0.0,
+                                                 IS_COMPLEX, False, FAST)
+            a0r = tl.sum(a_re, axis=1)
+            a0i = tl.sum(a_im, axis=1)
+            _store_pair(dh0_ptr, hb + dnn, a0r * gr + a0i * gi, a0r * gi - a0i * gr, mask_d,
+                        IS_COMPLEX)
         else:
-            dh0_re = _add_col(dh0_re, is_n, a0r * gr)
-    _store_pair(dh0_ptr, hdn, dh0_re, dh0_im, mask_dn, IS_COMPLEX)
-    _store_pair(dA_ptr, hdn, dA_re, dA_im, mask_dn, IS_COMPLEX)
-    _store_pair(dBf_ptr, hdn, dBf_re, dBf_im, mask_dn, IS_COMPLEX)
-    _store_pair(dCf_ptr, hdn, dCf_re, dCf_im, mask_dn, IS_COMPLEX)
+            a_re, _a, _x1, _x2 = decay_input_n(dt0[:, None], dt0[:, None], Ar, 0.0, 0.0, 0.0,
+                                               IS_COMPLEX, False, FAST)
+            _store_pair(dh0_ptr, hb + dnn, tl.sum(a_re, axis=1) * gr, 0.0, mask_d, False)
     dbd = pid_b * dim + offs_d
     tl.store(dD_ptr + dbd, dD_acc, mask=mask_d)
     tl.store(ddbias_ptr + dbd, ddb_acc, mask=mask_d)

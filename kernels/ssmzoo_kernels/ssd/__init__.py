@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from ssmzoo_kernels._env import interpreting
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -21,12 +23,6 @@ __all__ = ["supports_ssd", "ssd_scan_triton", "MAX_HEADDIM", "MAX_D_STATE", "MAX
 MAX_HEADDIM = 128  # the backward keeps (block, headdim) tiles of x and dy in registers
 MAX_D_STATE = 256  # ... and (block, d_state) tiles of B, C and their gradients
 MAX_CHUNK = 1024  # one program holds a chunk's dt row while it takes the cumulative sum
-
-
-def _interpreting() -> bool:
-    import os
-
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def supports_ssd(call: SSDCall) -> tuple[bool, str]:
@@ -54,7 +50,7 @@ def supports_ssd(call: SSDCall) -> tuple[bool, str]:
         return False, f"chunk_size {call.chunk_size} outside 1..{MAX_CHUNK}"
     if call.batch * math.ceil(call.length / call.chunk_size) > 65535:
         return False, "batch * number of chunks > 65535 (a grid axis limit): raise chunk_size"
-    if dev.type != "cuda" and not (dev.type == "cpu" and _interpreting()):
+    if dev.type != "cuda" and not (dev.type == "cpu" and interpreting()):
         return False, (f"tensors are on {dev.type}; the Triton kernels need CUDA tensors "
                        "(or CPU tensors under TRITON_INTERPRET=1)")
     return True, ""

@@ -19,11 +19,7 @@ import torch
 import triton
 
 from ssmzoo.errors import did_you_mean
-
-
-def interpreting() -> bool:
-    """Whether Triton runs in its CPU interpreter (TRITON_INTERPRET=1)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+from ssmzoo_kernels._env import interpreting
 
 
 def block(n: int, lo: int = 16, hi: int | None = None) -> int:
