@@ -1,12 +1,11 @@
 """GPU check and timing of the Triton selective scan, side by side with mamba_ssm's CUDA kernel.
 
     python benchmarks/gpu_selective_scan.py check            # full grid vs the float64 reference
-    python benchmarks/gpu_selective_scan.py check --bwd v2   # ... with the v2 backward kernel
+    python benchmarks/gpu_selective_scan.py check --no-asm-stores  # ... with another tuning
     python benchmarks/gpu_selective_scan.py check --shard 3/8  # one of 8 processes side by side
-    python benchmarks/gpu_selective_scan.py sweep            # backward v2 vs v3 (+ shapes), main cases
+    python benchmarks/gpu_selective_scan.py sweep            # tunings side by side, main cases
     python benchmarks/gpu_selective_scan.py segments         # forward shapes x time segments
     python benchmarks/gpu_selective_scan.py bench            # the timing table of docs/developer/selective-scan-notes.md
-    python benchmarks/gpu_selective_scan.py tune             # sweep, then bench with the best
     python benchmarks/gpu_selective_scan.py all --json out.json
 
 mamba_ssm's kernel is the peer when importable: on the GPU machine run
@@ -20,6 +19,9 @@ B2S6, ssmzoo's ``cuda`` backend: mamba's grouped scan plus one fixed-B scan per 
 linearity) and, on the first case, the reference; it prints ms (``triton.testing.do_bench``
 median), peak memory above the inputs, effective GB/s and the ratio to mamba_ssm, and the floors
 (bytes at 3.0 TB/s; one exp per state update, three for complex, on 16 SFU lanes per SM).
+
+Every alternative launch choice is a ``Tuning`` (``ssmzoo_kernels.selective_scan.tuning``) run
+through the public function as ``backend=TritonBackend(tuning)``; nothing is patched.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def check_case(name, kw, log):
             for k, v in kw.items()}
     ref_kw = {k: (v.detach().to(torch.complex128 if v.is_complex() else torch.float64).requires_grad_()
                   if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
-    out, last = ssmzoo.selective_scan(**mine, return_last_state=True, backend="triton")
+    out, last = ssmzoo.selective_scan(**mine, return_last_state=True, backend=TRITON[0])
     ref, ref_last = ssmzoo.selective_scan(**ref_kw, return_last_state=True, backend="reference")
     g = torch.randn(out.shape, device=DEV, dtype=torch.float64)
     gl = torch.randn(last.shape, device=DEV, dtype=ref_last.dtype)
@@ -207,9 +209,14 @@ def mamba_scan():
 
 
 def backend_scan(name):
+    """A scan closure on a backend name or instance."""
     def f(kw):
         return ssmzoo.selective_scan(**kw, backend=name)
     return f
+
+
+# the Triton backend every check and bench row runs: the default tuning, or the command line's
+TRITON: list = ["triton"]
 
 
 def floors(b, d, L, n, cplx, bwd):
@@ -238,7 +245,7 @@ def run_bench(log, reference=True):
     for name, (b, d, L, n), cplx, groups, bias in CASES:
         kw = inputs(b, d, L, n, cplx=cplx, layout="grouped" if groups else "variable",
                     groups=max(groups, 1), dtype=torch.bfloat16, bias=bias, grad=True)
-        peers = [("triton", backend_scan("triton"))]
+        peers = [("triton", backend_scan(TRITON[0]))]
         if mamba is not None:
             peers.append(("mamba_ssm", backend_scan("cuda") if bias else mamba))
         if reference and not rows:
@@ -281,141 +288,62 @@ def run_bench(log, reference=True):
     return rows
 
 
-BWD_SWITCHES = ("BWD_KERNEL", "BWD3_SUM_SCRATCH", "BWD3_MAXNREG", "BWD3_ASM_STORES")
-
-
-def _bwd_variant(fn):
-    return tuple(getattr(fn, k) for k in BWD_SWITCHES)
-
-
-def _with_bwd(fn, variant, f):
-    """Run f() with the backward switches of ``variant`` = (kernel, sum_scratch, maxnreg,
-    asm_stores) set."""
-    saved = _bwd_variant(fn)
-    for k, v in zip(BWD_SWITCHES, variant):
-        setattr(fn, k, v)
-    try:
-        return f()
-    finally:
-        for k, v in zip(BWD_SWITCHES, saved):
-            setattr(fn, k, v)
-
-
-def _variant_name(variant):
-    kernel, scratch, maxnreg, asm = variant
-    if isinstance(kernel, dict):  # by is_complex
-        return " / ".join(f"{'complex' if c else 'real'} {_variant_name((k, scratch, maxnreg, asm))}"
-                          for c, k in kernel.items())
-    if kernel == "v2":
-        return "v2"
-    return (f"v3{' scratch-sums' if scratch else ''}{'' if asm else ' no-asm-stores'}"
-            f"{f' maxnreg={maxnreg}' if maxnreg else ''}")
-
-
 SWEEP_CASE = (8, 2048, 4096, 16)  # (batch, dim, length, d_state) of the sweep
-# (block_d, block_t, warps, segments, carry after the scan): the forward is unchanged since v2.4,
-# so only its default is timed (the reference point of the run).
-FWD_SHAPES = ((32, 32, 4, 0, True),)
-# (block_d, block_t, warps, (kernel, sum_scratch, maxnreg, asm_stores)): the backward kernels v2
-# and v3 side by side (docs/developer/selective-scan-notes.md "v3", "v3.1"); the default first (every row is checked
-# against it) and again last (clock drift check).
-V2 = ("v2", False, None, True)
-V3 = ("v3", True, None, True)  # the default: scratch sums, inline-asm stores
-V3_TL = ("v3", True, None, False)  # stores by tl.store
-BWD_SHAPES = {
-    False: ((16, 32, 2, V3), (16, 32, 2, V3_TL), (16, 32, 2, ("v3", True, 168, True)),
-            (32, 32, 4, V3), (16, 32, 2, V2), (16, 32, 2, V3)),
-    True: ((16, 32, 2, V3), (32, 8, 1, V3), (32, 8, 1, V2), (16, 32, 2, V3)),
-}
 
 
-def run_sweep(log, saved_states=False):
-    """Launch shapes and kernel switches on the main real and complex cases (bf16): the forward's
-    default, and the backward kernels v2 and v3 (with their switches) side by side on the same
-    inputs. Every backward row is checked against the first (the default: rel. difference of
-    du, ddelta, dz, dB, dC, dA). Installs the fastest backward (kernel and shape per real/complex;
-    the other switches are global: the real case's) as the default for the rest of the run and
-    returns every timing. With ``saved_states`` also times the best backward from states the
-    forward saved (SAVE_STATES)."""
-    from ssmzoo_kernels.selective_scan import function as fn
+def sweep_tunings(cplx: bool):
+    """(name, tuning) rows of the sweep: the default first (every row is checked against it) and
+    again last (clock drift check); between them the alternatives measurement has not yet ruled
+    out (docs/developer/selective-scan-notes.md, "v3.1", "v3.2")."""
+    from ssmzoo_kernels.selective_scan.tuning import DEFAULT, KernelConfig
 
-    out, best = [], {}
+    if cplx:
+        rows = [("bwd (32, 8, 1)", DEFAULT.replace(bwd_complex=KernelConfig(32, 8, 1)))]
+    else:
+        rows = [("tl.store stores", DEFAULT.replace(asm_stores=False)),
+                ("maxnreg 168", DEFAULT.replace(maxnreg=168)),
+                ("bwd (32, 32, 4)", DEFAULT.replace(bwd_real=KernelConfig(32, 32, 4))),
+                ("sums state by state", DEFAULT.replace(sum_scratch=False))]
+    return [("default", DEFAULT), *rows, ("saved states", DEFAULT.replace(save_states=True)),
+            ("default again", DEFAULT)]
+
+
+def run_sweep(log):
+    """Each tuning of :func:`sweep_tunings` on the main real and complex cases (bf16), through
+    the public function: forward, forward+backward (the backward is their difference) and peak
+    memory; every row's output and gradients checked against the default's."""
+    from ssmzoo_kernels.triton_backend import TritonBackend
+
+    out = []
     t_start = time.perf_counter()
     for cplx in (False, True):
         kw = inputs(*SWEEP_CASE, cplx=cplx, dtype=torch.bfloat16)
-        p = fn._prepare(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"], kw["z"],
-                        kw["delta_bias"], None, None, None, True, "euler")
+        leaves = [k for k, v in kw.items() if isinstance(v, torch.Tensor) and v.requires_grad]
         dout = torch.randn_like(kw["u"])
-        for bd, bt, w, seg, carry in FWD_SHAPES:
-            fn.CARRY_AFTER_SCAN = carry
-            cfg = fn.KernelConfig(bd, bt, w, seg)
-            ms = bench_ms(lambda c=cfg, q=p: fn._fwd(q, False, c), rep=100)
-            out.append(("fwd", cplx, bd, bt, w, seg, carry, "", ms, 0.0))
-            log(f"fwd {'complex' if cplx else 'real   '} BD={bd:3d} BT={bt:3d} warps={w:2d}"
-                f" carry_after={int(carry)}: {ms:.3f} ms")
         want = None
-        for bd, bt, w, variant in BWD_SHAPES[cplx]:
-            cfg = fn.KernelConfig(bd, bt, w)
-            name = _variant_name(variant)
-
-            def f(c=cfg, q=p, g=dout, v=variant):
-                return _with_bwd(fn, v, lambda: fn._bwd(q, g, None, c))
+        for name, tuning in sweep_tunings(cplx):
+            scan = backend_scan(TritonBackend(tuning))
             try:
-                got = f()
-                if want is None:
-                    want = {k: got[k].float().clone() for k in ("u", "delta", "z", "Bv", "Cv", "A")}
+                o = scan(kw)
+                got = dict(zip(["out", *leaves], [o, *torch.autograd.grad(
+                    o, [kw[k] for k in leaves], dout)]))
+                want = want or {k: v.float().clone() for k, v in got.items()}
                 errs = {k: rel(want[k], got[k].float()) for k in want}
-                err = max(errs.values())
-                ms = bench_ms(f, rep=100)
-            except Exception as e:  # a shape that does not compile (resources) is skipped
-                log(f"bwd {'c' if cplx else 'r'} {cfg} {name}: {type(e).__name__} {str(e)[:160]}")
+                ms_f = bench_ms(lambda f=scan, k=kw: f(k), rep=100)
+                fb = fwd_bwd_fn(scan, kw)
+                ms_fb, mb = bench_ms(fb, rep=100), peak_mb(fb)
+            except Exception as e:  # a shape that does not compile (resources) is reported
+                log(f"sweep {'complex' if cplx else 'real'} {name}: {type(e).__name__} "
+                    f"{str(e)[:160]}")
                 continue
-            out.append(("bwd", cplx, bd, bt, w, 0, True, name, ms, err))
             worst = max(errs, key=errs.get)
-            log(f"bwd {'complex' if cplx else 'real   '} BD={bd:3d} BT={bt:3d} warps={w:2d}"
-                f" {name:28s}: {ms:7.3f} ms  (rel. diff to the first: max {err:.1e} in d{worst})"
-                f"  [{time.perf_counter() - t_start:.0f} s]")
-            key = ("bwd", cplx)
-            if err < 1e-2 and ms < best.get(key, (1e9, None))[0]:
-                best[key] = (ms, (cfg, variant))
-        if saved_states and ("bwd", cplx) in best:  # the best again, from saved states
-            _ms, (cfg, variant) = best[("bwd", cplx)]
-            fcfg = fn.FWD_CONFIG[cplx]
-            ms_f = bench_ms(lambda c=fcfg, q=p: fn._fwd_saving(q, False, c), rep=100)
-            _o, _l, saved = fn._fwd_saving(p, False, fcfg)
-            if saved.block_t == fn._block_t(cfg, p.u.dtype):
-                def f(c=cfg, q=p, g=dout, v=variant, sv=saved):
-                    return _with_bwd(fn, v, lambda: fn._bwd(q, g, None, c, saved=sv))
-                got = f()
-                err = max(rel(want[k], got[k].float()) for k in want)
-                ms_b = bench_ms(f, rep=100)
-                out.append(("fwd_save", cplx, fcfg.block_d, fcfg.block_t, fcfg.num_warps, 0, True,
-                            "", ms_f, 0.0))
-                out.append(("bwd_saved", cplx, cfg.block_d, cfg.block_t, cfg.num_warps, 0, True,
-                            _variant_name(variant), ms_b, err))
-                log(f"saved states ({'complex' if cplx else 'real'}): forward writing them"
-                    f" {ms_f:.3f} ms, backward {_variant_name(variant)} {cfg} without its"
-                    f" recomputing pass {ms_b:.3f} ms (rel. diff {err:.1e}); with recomputation"
-                    f" {_ms:.3f} ms (SAVE_STATES pays if the forward's extra cost is below the"
-                    f" difference)")
-            else:
-                log(f"saved states ({'complex' if cplx else 'real'}): not timed, the forward's"
-                    f" block_t {saved.block_t} is not the backward's {cfg}")
-            del saved
-    for (which, cplx), (ms, (cfg, variant)) in best.items():
-        fn.BWD_CONFIG[cplx] = cfg
-        log(f"using {which} {'complex' if cplx else 'real'}: {cfg} {_variant_name(variant)}"
-            f" ({ms:.3f} ms)")
-    fn.CARRY_AFTER_SCAN = True
-    if ("bwd", False) in best:  # the switches are global (the real case's); the kernel per kind
-        before = fn.BWD_KERNEL
-        kernel = {c: best[("bwd", c)][1][1][0] if ("bwd", c) in best
-                  else (before[c] if isinstance(before, dict) else before) for c in (False, True)}
-        for k, v in zip(BWD_SWITCHES, best[("bwd", False)][1][1]):
-            setattr(fn, k, v)
-        fn.BWD_KERNEL = kernel
-    log(f"using backward {_variant_name(_bwd_variant(fn))}"
-        f" (sweep took {time.perf_counter() - t_start:.0f} s)")
+            out.append(dict(cplx=cplx, name=name, tuning=repr(tuning), fwd_ms=ms_f,
+                            fwdbwd_ms=ms_fb, bwd_ms=ms_fb - ms_f, peak_mb=mb,
+                            rel_diff=errs[worst], worst=worst))
+            log(f"sweep {'complex' if cplx else 'real   '} {name:22s} fwd {ms_f:7.3f} ms  "
+                f"f+b {ms_fb:7.3f} ms  bwd {ms_fb - ms_f:7.3f} ms  peak {mb:6.0f} MiB  (rel. "
+                f"diff to the default: {errs[worst]:.1e} in {worst})  "
+                f"[{time.perf_counter() - t_start:.0f} s]")
     return out
 
 
@@ -427,31 +355,31 @@ def run_segments(log):
     """The forward's time segments (two passes) against its launch shape on the long-sequence case
     (few channels: 512 warps without segments) and the main case: ms of the forward alone (bf16,
     no gradient) for each (block_d, block_t, warps) and segment count; 0 is the automatic
-    choice (TARGET_WARPS)."""
-    from ssmzoo_kernels.selective_scan import function as fn
+    choice (``Tuning.target_warps``)."""
+    from ssmzoo_kernels.selective_scan.tuning import DEFAULT, KernelConfig
+    from ssmzoo_kernels.triton_backend import TritonBackend
 
     out = []
     for shape in SEGMENT_CASES:
         kw = inputs(*shape, dtype=torch.bfloat16)
-        p = fn._prepare(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"], kw["z"],
-                        kw["delta_bias"], None, None, None, True, "euler")
         want = None
         for bd, bt, w in SEGMENT_SHAPES:
             for seg in (0, 1, 2, 4, 8, 16):
-                cfg = fn.KernelConfig(bd, bt, w, seg)
+                cfg = KernelConfig(bd, bt, w, seg)
+                scan = backend_scan(TritonBackend(DEFAULT.replace(fwd_real=cfg)))
                 try:
-                    got = fn._fwd(p, False, cfg)[0].float()
+                    with torch.no_grad():
+                        got = scan(kw).float()
                     want = got if want is None else want
                     err = rel(want, got)
-                    ms = bench_ms(lambda c=cfg, q=p: fn._fwd(q, False, c), rep=100)
+                    ms = bench_ms(lambda f=scan, k=kw: f(k), rep=100)
                 except Exception as e:  # a shape that does not compile
                     log(f"segments {shape} {cfg}: {type(e).__name__} {str(e)[:120]}")
                     continue
-                auto = fn._segments(p, cfg, fn._block_t(cfg, p.u.dtype)) if seg == 0 else seg
                 out.append(dict(case=shape, block_d=bd, block_t=bt, warps=w, segments=seg,
-                                auto=auto, ms=ms, rel_diff=err))
+                                ms=ms, rel_diff=err))
                 log(f"segments {'x'.join(map(str, shape))} BD={bd:3d} BT={bt} warps={w}"
-                    f" segments={seg if seg else f'auto({auto})':8}: {ms:.3f} ms (rel. diff {err:.1e})")
+                    f" segments={seg if seg else 'auto':8}: {ms:.3f} ms (rel. diff {err:.1e})")
     return out
 
 
@@ -466,43 +394,38 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def tuning_from(args):
+    """The command line's tuning: the default with the flags' changes."""
+    from ssmzoo_kernels.selective_scan.tuning import DEFAULT
+
+    changes = {"sum_scratch": not args.no_sum_scratch, "asm_stores": not args.no_asm_stores,
+               "save_states": args.save_states, "maxnreg": args.maxnreg}
+    return DEFAULT.replace(**changes)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["check", "sweep", "segments", "bench", "tune", "all"],
-                    help="tune: sweep, then bench with the fastest shapes")
+    ap.add_argument("what", choices=["check", "sweep", "segments", "bench", "all"])
     ap.add_argument("--json", type=Path, help="write every number here")
     ap.add_argument("--shard", type=_shard, help="check: I/N runs the cases whose index is I"
                     " modulo N (run N processes side by side: the compiles dominate)")
-    ap.add_argument("--sweep-saved", action="store_true",
-                    help="sweep: also time the best backward from states the forward saved")
     ap.add_argument("--no-reference", action="store_true", help="skip timing the reference")
     ap.add_argument("--quick", action="store_true", help="check: 12 of the cases")
     ap.add_argument("--only", help="check: the cases whose names start with one of these "
                     "comma-separated prefixes")
-    ap.add_argument("--bwd", choices=["v2", "v3"], help="backward kernel (default: function.py's)")
-    ap.add_argument("--bwd3-no-scratch", action="store_true",
-                    help="v3: sum variable dB/dC over channels per state (default: once per chunk)")
-    ap.add_argument("--bwd3-no-asm", action="store_true", help="v3: per-state stores by tl.store")
-    ap.add_argument("--bwd3-maxnreg", type=int, help="v3: register cap passed to ptxas")
+    ap.add_argument("--no-sum-scratch", action="store_true",
+                    help="backward: sum variable dB/dC over channels per state")
+    ap.add_argument("--no-asm-stores", action="store_true", help="backward: stores by tl.store")
+    ap.add_argument("--maxnreg", type=int, help="backward: register cap passed to ptxas")
     ap.add_argument("--save-states", action="store_true",
-                    help="the forward saves the chunk-start states for the backward (SAVE_STATES)")
+                    help="the forward saves the chunk-start states for the backward")
     args = ap.parse_args(argv)
     import triton
-    from ssmzoo_kernels.selective_scan import function as fn
+    from ssmzoo_kernels.triton_backend import TritonBackend
 
-    if args.bwd:
-        fn.BWD_KERNEL = args.bwd
-    if args.bwd3_no_scratch:
-        fn.BWD3_SUM_SCRATCH = False
-    if args.bwd3_no_asm:
-        fn.BWD3_ASM_STORES = False
-    if args.bwd3_maxnreg:
-        fn.BWD3_MAXNREG = args.bwd3_maxnreg
-    if args.save_states:
-        fn.SAVE_STATES = True
-    print(f"backward kernel {_variant_name(_bwd_variant(fn))}, config {fn.BWD_CONFIG},"
-          f" save_states={fn.SAVE_STATES}", flush=True)
-
+    tuning = tuning_from(args)
+    TRITON[0] = TritonBackend(tuning)
+    print(f"tuning {tuning}", flush=True)
     print(f"{torch.cuda.get_device_name()} | torch {torch.__version__} | triton {triton.__version__}"
           f" | {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     report, ok = {}, True
@@ -513,11 +436,11 @@ def main(argv=None):
     if args.what in ("check", "all"):
         ok, report["check"] = run_check(log, quick=args.quick, shard=args.shard,
                                         only=args.only.split(",") if args.only else None)
-    if args.what in ("sweep", "tune", "all"):
-        report["sweep"] = run_sweep(log, saved_states=args.sweep_saved)
+    if args.what in ("sweep", "all"):
+        report["sweep"] = run_sweep(log)
     if args.what == "segments":
         report["segments"] = run_segments(log)
-    if args.what in ("bench", "tune", "all"):
+    if args.what in ("bench", "all"):
         report["bench"] = run_bench(log, reference=not args.no_reference)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))

@@ -1,8 +1,8 @@
 """Build the Triton selective-scan and SSD kernels for an H100 (sm_90) on a machine without a GPU.
 
     python benchmarks/offline_sm90.py                      # every build below
-    python benchmarks/offline_sm90.py bwd3 bwd3-asm        # some of them
-    python benchmarks/offline_sm90.py --keep DIR bwd3      # also write the PTX and cubin to DIR
+    python benchmarks/offline_sm90.py bwd bwd-asm          # some of them
+    python benchmarks/offline_sm90.py --keep DIR bwd       # also write the PTX and cubin to DIR
 
 Compiles each kernel of the main benchmark case (bf16, variable B/C, z, D, delta_bias, softplus,
 d_state 16, every pointer and integer argument specialised as divisible by 16, as the launch of
@@ -13,11 +13,11 @@ and SASS instruction counts: all, SHFL (cross-lane), BAR (barriers), STS/LDS (sh
 and "how many barriers does the store layout cost" without a device; time is another matter
 (docs/developer/selective-scan-notes.md: instruction counts predicted v3 at 2.2x and it gave 1.38x).
 
-Builds: ``bwd3`` (the v3 backward, real), ``bwd3-asm`` (its inline-assembly stores),
-``bwd3-complex``/``bwd3-complex-asm`` (v3 for complex A in v2's complex tiles),
-``bwd3-complex-32`` (v3 complex, asm stores, in the real tiles: chunks of 32 steps),
-``bwd2``/``bwd2-complex`` (v2), ``fwd`` (the forward); a ``-ypre`` suffix on a backward reads the
-un-gated output instead of recomputing it (``RECOMPUTE_Y`` off). SSD backward kernels in the
+Builds: ``bwd`` (the backward, real), ``bwd-asm`` (its inline-assembly stores),
+``bwd-complex``/``bwd-complex-asm`` (complex A in (32, 8, 1) tiles), ``bwd-complex-32``
+(complex, asm stores, in the default tiles: chunks of 32 steps), ``fwd`` (the forward); a
+``-ypre`` suffix on a backward reads the un-gated output instead of recomputing it
+(``recompute_y`` off). SSD backward kernels in the
 b8 L4096 N128 tiles (bf16, 32 rows, headdim 64, d_state 128, 4 warps, stable log-decay gradient):
 ``ssd-dx``, ``ssd-dc`` (C . B per tile) and ``ssd-dc-cb`` (C . B read: ``_common.CB = "chunk"``).
 """
@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("kernels", ".")]
 
 import triton  # noqa: E402
-from ssmzoo_kernels.selective_scan import _bwd, _bwd3, _fwd  # noqa: E402
+from ssmzoo_kernels.selective_scan import _bwd, _fwd  # noqa: E402
 from ssmzoo_kernels.ssd import _bwd as ssd_bwd  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 
@@ -50,26 +50,20 @@ SSD_N128 = dict(DOT_PREC="tf32", ORDER=1, BLOCK_P=64, BLOCK_N=128, STABLE=True)
 
 
 def _builds() -> dict[str, tuple]:
-    """name: (kernel, constexprs, num_warps), in the defaults' tiles (function.py)."""
+    """name: (kernel, constexprs, num_warps), in the defaults' tiles (tuning.py)."""
     b3 = dict(MAIN, BD=16, BT=32, SUM_SCRATCH=True, ASM=False, ASM4=False, RECOMPUTE_Y=True)
-    b2 = dict(MAIN, BD=16, BT=32, HAS_DLAST=False, RECOMPUTE_Y=True)
-    b2c = dict(COMPLEX, BD=32, BT=8, HAS_DLAST=False, RECOMPUTE_Y=True)
     fwd = dict(MAIN, BD=32, BT=32, HAS_H0=False, WRITE_OUT=True, STORE_LAST=False,
                STORE_STATES=False, SEG_SUMS=False, CARRY_AFTER=True, STORE_Y=False)
-    k3, k2 = _bwd3.selective_scan_bwd3_kernel, _bwd.selective_scan_bwd_kernel
+    k3 = _bwd.selective_scan_bwd_kernel
     return {
-        "bwd3": (k3, b3, 2),
-        "bwd3-ypre": (k3, {**b3, "RECOMPUTE_Y": False}, 2),
-        "bwd3-asm": (k3, {**b3, "ASM": True, "ASM4": True}, 2),
-        "bwd3-asm-ypre": (k3, {**b3, "ASM": True, "ASM4": True, "RECOMPUTE_Y": False}, 2),
-        "bwd3-complex": (k3, {**b3, **COMPLEX, "BD": 32, "BT": 8}, 1),
-        "bwd3-complex-asm": (k3, {**b3, **COMPLEX, "BD": 32, "BT": 8, "ASM": True, "ASM4": True},
-                             1),
-        "bwd3-complex-32": (k3, {**b3, **COMPLEX, "ASM": True, "ASM4": True}, 2),
-        "bwd2": (k2, b2, 2),
-        "bwd2-ypre": (k2, {**b2, "RECOMPUTE_Y": False}, 2),
-        "bwd2-complex": (k2, b2c, 1),
-        "bwd2-complex-ypre": (k2, {**b2c, "RECOMPUTE_Y": False}, 1),
+        "bwd": (k3, b3, 2),
+        "bwd-ypre": (k3, {**b3, "RECOMPUTE_Y": False}, 2),
+        "bwd-asm": (k3, {**b3, "ASM": True, "ASM4": True}, 2),
+        "bwd-asm-ypre": (k3, {**b3, "ASM": True, "ASM4": True, "RECOMPUTE_Y": False}, 2),
+        "bwd-complex": (k3, {**b3, **COMPLEX, "BD": 32, "BT": 8}, 1),
+        "bwd-complex-asm": (k3, {**b3, **COMPLEX, "BD": 32, "BT": 8, "ASM": True, "ASM4": True},
+                            1),
+        "bwd-complex-32": (k3, {**b3, **COMPLEX, "ASM": True, "ASM4": True}, 2),
         "fwd": (_fwd.selective_scan_fwd_kernel, fwd, 4),
         "ssd-dx": (ssd_bwd._bwd_dx_db_kernel,
                    dict(SSD_N128, BLOCK_S=32, HAS_D=True, D_PER_CHANNEL=False), 4, SSD_HALF, 2),
