@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from ssmzoo_kernels.selective_scan.tuning import Tuning
+    from ssmzoo_kernels.ssd.tuning import SSDTuning
 
 INSTALL = "pip install 'ssmzoo[triton]'"
 MAX_D_STATE = 64  # = selective_scan.function.MAX_D_STATE: states and gradient sums in registers
@@ -36,11 +37,12 @@ class TritonBackend(ScanBackend):
 
     name: ClassVar[str] = "triton"
 
-    def __init__(self, tuning: Tuning | None = None) -> None:
-        """``tuning``: the selective-scan kernels' launch choices (None: the measured default,
-        ``ssmzoo_kernels.selective_scan.tuning.DEFAULT``). An instance with another tuning runs
-        through the public function as ``ssmzoo.selective_scan(..., backend=TritonBackend(t))``."""
-        self.tuning = tuning
+    def __init__(self, tuning: Tuning | None = None, ssd_tuning: SSDTuning | None = None) -> None:
+        """``tuning``, ``ssd_tuning``: the selective-scan and SSD kernels' launch choices (None:
+        the measured defaults, ``ssmzoo_kernels.selective_scan.tuning.DEFAULT`` and
+        ``ssmzoo_kernels.ssd.tuning.DEFAULT``). An instance with other choices runs through the
+        public functions as ``ssmzoo.selective_scan(..., backend=TritonBackend(t))``."""
+        self.tuning, self.ssd_tuning = tuning, ssd_tuning
     description: ClassVar[str] = ("Triton kernels: fused selective scan (S6, B2S6; forward and "
                                   "backward) and chunked SSD")
     ops: ClassVar[tuple[str, ...]] = ("selective_scan", "ssd_scan")
@@ -126,4 +128,4 @@ class TritonBackend(ScanBackend):
     def ssd_scan(self, call: SSDCall) -> Tensor | tuple[Tensor, Tensor]:
         from ssmzoo_kernels.ssd import ssd_scan_triton
 
-        return ssd_scan_triton(call)
+        return ssd_scan_triton(call, self.ssd_tuning)

@@ -20,8 +20,9 @@ if not torch.cuda.is_available():
 
 pytest.importorskip("triton")
 
-from ssmzoo_kernels.ssd import _common as ssd_common  # noqa: E402
 from ssmzoo_kernels.ssd import ssd_scan_triton, supports_ssd  # noqa: E402
+from ssmzoo_kernels.ssd.tuning import DEFAULT, SSDTuning  # noqa: E402
+from ssmzoo_kernels.triton_backend import TritonBackend  # noqa: E402
 
 import ssmzoo  # noqa: E402
 from ssmzoo.scan.backend import SSDCall  # noqa: E402
@@ -37,13 +38,13 @@ TOL_OUT = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 4e-3}
 TOL_GRAD = {torch.float32: 1e-5, torch.bfloat16: 5e-2, torch.float16: 1e-2}
 # dA, ddt_bias and dD are sums over batch and length of terms of both signs, so their relative
 # error is the terms' error times the cancellation ratio: measured on the H100 (2026-11-23) up to
-# 3e-5 in fp32 over 2000 positions and, before the stable log-decay gradient (_common.DCUM),
+# 3e-5 in fp32 over 2000 positions and, before the stable log-decay gradient (SSDTuning.dcum),
 # 7e-2 / 1.4e-1 (dA / ddt_bias) in bf16; with it, 3e-3 to 7e-3 on the interpreted cases. On a GPU
 # with mamba_ssm the half-precision bound is also tied to mamba_ssm's own error on the same inputs
 # (see test_gpu_grid).
 REDUCED = ("A", "dt_bias", "D")
 TOL_REDUCED = {torch.float32: 1e-4, torch.bfloat16: 5e-2, torch.float16: 2e-2}
-# the same sums through the identity log-decay gradient (DCUM = "identity", the A/B switch kept
+# the same sums through the identity log-decay gradient (dcum = "identity", the A/B switch kept
 # beside the default): on the H100, 2026-11-23 14:36 UTC, bf16 dA up to 1.24e-1 and ddt_bias up to
 # 7.8e-2 (interpreted: below 5e-2, its exact bf16 products); no mamba_ssm peer bound for them
 TOL_REDUCED_IDENTITY = {torch.float32: 1e-4, torch.bfloat16: 0.2, torch.float16: 5e-2}
@@ -75,12 +76,13 @@ def _inputs(batch, length, heads, headdim, groups, d_state, dtype, *, D="head", 
 
 
 def _check(args, *, chunk_size, dtype, softplus=True, limit=(0.0, math.inf), final=True,
-           peer_tol=None):
-    """Run the kernels and the float64 reference on the same inputs; compare everything.
-    ``peer_tol``: per-gradient tolerances that override the table (from mamba_ssm's errors)."""
+           peer_tol=None, tuning: SSDTuning = DEFAULT):
+    """Run the kernels (with ``tuning``) and the float64 reference on the same inputs; compare
+    everything. ``peer_tol``: per-gradient tolerances that override the table (from mamba_ssm's
+    errors)."""
     opts = dict(chunk_size=chunk_size, dt_softplus=softplus, dt_limit=limit,
                 return_final_states=final)
-    got = ssd_scan_triton(SSDCall(**args, **opts))
+    got = ssd_scan_triton(SSDCall(**args, **opts), tuning)
     out, fin = got if final else (got, None)
     ref_args = {k: v.detach().double().requires_grad_() for k, v in args.items()}
     want = ssmzoo.ssd_scan(**ref_args, **opts, backend="reference")
@@ -97,7 +99,7 @@ def _check(args, *, chunk_size, dtype, softplus=True, limit=(0.0, math.inf), fin
     names = list(args)
     grads = torch.autograd.grad(loss, [args[n] for n in names])
     ref_grads = torch.autograd.grad(ref_loss, [ref_args[n] for n in names])
-    identity = ssd_common.DCUM == "identity"
+    identity = tuning.dcum == "identity"
     for n, g, r in zip(names, grads, ref_grads):
         assert g.dtype == args[n].dtype, f"d{n}: dtype {g.dtype}, expected {args[n].dtype}"
         if n in REDUCED:
@@ -128,44 +130,34 @@ def test_fp32_against_reference(case):
 
 @pytest.mark.interpret
 @pytest.mark.parametrize("target", [1, 10**6], ids=["one-program-per-group", "heads-split"])
-def test_backward_head_split(monkeypatch, target):
+def test_backward_head_split(target):
     """The backward runs a group's heads in one program, or split over several (partial dB/dC)."""
-    from ssmzoo_kernels.ssd import _common
-
-    monkeypatch.setattr(_common, "TARGET_PROGRAMS", target)
     torch.manual_seed(5)
     _check(_inputs(1, 20, 4, 16, 1, 16, torch.float32, D="channel"), chunk_size=16,
-           dtype=torch.float32)
+           dtype=torch.float32, tuning=DEFAULT.replace(target_programs=target))
 
 
-# The kernel variants kept side by side (ssmzoo_kernels.ssd._common), each over v2's settings
+# The kernel variants kept side by side (ssmzoo_kernels.ssd.tuning), each over v2's settings
 # whatever the defaults are: each must give the reference's outputs, final states and gradients.
-V2 = dict(STATES="float32", FUSED_STATE=False, ORDER={"fwd": "v2", "bwd": "v2"},
-          DCUM="identity", CB="tiles")  # the base
+V2 = SSDTuning(states="float32", fused_state=False, order_fwd="v2", order_bwd="v2",
+               dcum="identity", cb="tiles")  # the base
 VARIANTS = {
     "v2": {},
-    "order-v1": dict(ORDER={"fwd": "v1", "bwd": "v1"}),
-    "order-v2": dict(ORDER={"fwd": "v2", "bwd": "v2"}),
-    "input-dtype-states": dict(STATES="input"),
-    "fused-state": dict(FUSED_STATE=True),
-    "fused-input-dtype-states": dict(FUSED_STATE=True, STATES="input"),
-    "fused-state-small-tiles": dict(FUSED_STATE=True, TUNING={"fused_state": {"BLOCK_N": 16}}),
-    "dcum-stable": dict(DCUM="stable"),
-    "fused-input-dtype-states-stable": dict(FUSED_STATE=True, STATES="input", DCUM="stable"),
-    "cb-chunk": dict(DCUM="stable", CB="chunk"),
-    "cb-chunk-fused-input": dict(FUSED_STATE=True, STATES="input", DCUM="stable", CB="chunk"),
+    "order-v1": dict(order_fwd="v1", order_bwd="v1"),
+    "order-v2": dict(order_fwd="v2", order_bwd="v2"),
+    "input-dtype-states": dict(states="input"),
+    "fused-state": dict(fused_state=True),
+    "fused-input-dtype-states": dict(fused_state=True, states="input"),
+    "fused-state-small-tiles": dict(fused_state=True, tiles={"fused_state": {"BLOCK_N": 16}}),
+    "dcum-stable": dict(dcum="stable"),
+    "fused-input-dtype-states-stable": dict(fused_state=True, states="input", dcum="stable"),
+    "cb-chunk": dict(dcum="stable", cb="chunk"),
+    "cb-chunk-fused-input": dict(fused_state=True, states="input", dcum="stable", cb="chunk"),
 }
 
 
-def _use_variant(monkeypatch, variant):
-    from ssmzoo_kernels.ssd import _common
-
-    for k, v in {**V2, **VARIANTS[variant]}.items():
-        if k == "TUNING":
-            for kernel, cfg in v.items():
-                monkeypatch.setitem(_common.TUNING, kernel, cfg)
-        else:
-            monkeypatch.setattr(_common, k, v)
+def _variant(name: str) -> SSDTuning:
+    return V2.replace(**VARIANTS[name])
 
 
 # (variant, dtype): the dtype matters where the states are stored in it or the fused launch
@@ -180,20 +172,20 @@ _DT = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 @pytest.mark.interpret
 @pytest.mark.parametrize("variant,dtype", VARIANT_RUNS, ids=[f"{v}-{d}" for v, d in VARIANT_RUNS])
-def test_variants_against_reference(monkeypatch, variant, dtype):
+def test_variants_against_reference(variant, dtype):
     """headdim 20 and d_state 24 (two headdim blocks and, with 16-wide tiles, two d_state blocks
     in the fused launch), a partial last chunk, groups, initial states, D per channel, z."""
-    _use_variant(monkeypatch, variant)
     torch.manual_seed(7)
     dt_ = _DT[dtype]
-    _check(_inputs(2, 37, 4, 20, 2, 24, dt_, D="channel"), chunk_size=16, dtype=dt_)
+    _check(_inputs(2, 37, 4, 20, 2, 24, dt_, D="channel"), chunk_size=16, dtype=dt_,
+           tuning=_variant(variant))
 
 
 @pytest.mark.interpret
 @pytest.mark.parametrize("variant", ["input-dtype-states", "fused-state",
                                      "fused-input-dtype-states"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
-def test_variant_states_match_the_v2_path(monkeypatch, variant, dtype):
+def test_variant_states_match_the_v2_path(variant, dtype):
     """The entering states and the final state of a variant are v2's (float32 S_c, separate state
     passing), stored in x's dtype where the variant says so; the recurrence stays float32. In
     fp32 they agree to rounding; in bf16 the fused launch weights x's tile instead of B's where
@@ -205,10 +197,8 @@ def test_variant_states_match_the_v2_path(monkeypatch, variant, dtype):
     args = (a["x"], a["dt"], a["A"], a["B"], a["C"], 16, a["D"], None, a["dt_bias"],
             a["initial_states"], True, (0.0, math.inf))
     with torch.no_grad():
-        _use_variant(monkeypatch, "v2")
-        _, _, _, _, st0, fin0 = _function.ssd_fwd(*args)
-        _use_variant(monkeypatch, variant)
-        _, _, _, _, st1, fin1 = _function.ssd_fwd(*args)
+        _, _, _, _, st0, fin0 = _function.ssd_fwd(*args, _variant("v2"))
+        _, _, _, _, st1, fin1 = _function.ssd_fwd(*args, _variant(variant))
     assert st0.dtype == torch.float32 and fin0.dtype == fin1.dtype == torch.float32
     want = dtype if "input" in variant else torch.float32
     assert st1.dtype == want and st1.shape == st0.shape
@@ -218,40 +208,31 @@ def test_variant_states_match_the_v2_path(monkeypatch, variant, dtype):
                  rtol=1e-2 if fused_half else 4e-3 if want != torch.float32 else 1e-6)
 
 
-def test_auto_launch_order_by_d_state(monkeypatch):
-    from ssmzoo_kernels.ssd import _common
-
-    monkeypatch.setattr(_common, "ORDER", {"fwd": "v2", "bwd": "auto"})
-    assert [_common.order("bwd", n) for n in (16, 64, 128)] == [1, 1, 2]
-    assert _common.order("fwd", 16) == 2
-    monkeypatch.setattr(_common, "ORDER", {"fwd": "v3", "bwd": "auto"})
-    with pytest.raises(ValueError, match="v3"):
-        _common.order("fwd", 16)
+def test_auto_launch_order_by_d_state():
+    tuning = DEFAULT.replace(order_fwd="v2", order_bwd="auto")
+    assert [tuning.order("bwd", n) for n in (16, 64, 128)] == [1, 1, 2]
+    assert tuning.order("fwd", 16) == 2
 
 
-def test_auto_cb_by_d_state(monkeypatch):
-    """CB = "auto" reads C . B once per chunk above d_state 64 and per tile up to it."""
-    from ssmzoo_kernels.ssd import _common
-
+def test_auto_cb_by_d_state():
+    """cb = "auto" reads C . B once per chunk above d_state 64 and per tile up to it."""
     for mode, want in (("auto", [False, False, True]), ("tiles", [False] * 3),
                        ("chunk", [True] * 3)):
-        monkeypatch.setattr(_common, "CB", mode)
-        assert [_common.cb_once(n) for n in (16, 64, 128)] == want, mode
+        assert [DEFAULT.replace(cb=mode).cb_once(n) for n in (16, 64, 128)] == want, mode
 
 
-@pytest.mark.parametrize(("switch", "shown", "value", "check", "nearest"), [
-    ("CB", r"CB \(or SSMZOO_SSD_CB\)", "chnk", lambda: ssd_common.cb_once(16), "chunk"),
-    ("DCUM", r"DCUM \(or SSMZOO_SSD_DCUM\)", "stabel", lambda: ssd_common.dcum_stable(),
-     "stable"),
-    ("STATES", "STATES", "inptu", lambda: ssd_common.states_dtype(torch.bfloat16), "input"),
+@pytest.mark.parametrize(("field", "value", "nearest"), [
+    ("cb", "chnk", "chunk"), ("dcum", "stabel", "stable"), ("states", "inptu", "input"),
+    ("order_fwd", "v22", "v2"),
 ])
-def test_switch_errors_name_the_nearest(monkeypatch, switch, shown, value, check, nearest):
-    """A misspelt kernel switch fails with its name (and its environment variable, where it has
-    one), the accepted values and the nearest one."""
-    monkeypatch.setattr(ssd_common, switch, value)
-    with pytest.raises(ValueError, match=rf"{shown} = '{value}'; expected one of .*"
-                                         rf"did you mean '{nearest}'\?"):
-        check()
+def test_tuning_errors_name_the_nearest(field, value, nearest):
+    """A misspelt choice fails when the tuning is made, with its name, the accepted values and
+    the nearest one."""
+    with pytest.raises(ValueError, match=rf"SSDTuning.{field} = '{value}'; expected one of .*"
+                                         rf"did you mean '{nearest}'"):
+        DEFAULT.replace(**{field: value})
+    with pytest.raises(ValueError, match="tiles names kernel 'scan_fw'.*did you mean 'scan_fwd'"):
+        SSDTuning(tiles={"scan_fw": {"BLOCK": 32}})
 
 
 @pytest.mark.interpret
@@ -277,22 +258,21 @@ def test_chunk_cb_once(monkeypatch):
     for dcum in ("stable", "identity"):
         grads = {}
         for mode in ("tiles", "chunk"):
-            monkeypatch.setattr(ssd_common, "DCUM", dcum)
-            monkeypatch.setattr(ssd_common, "CB", mode)
+            backend = TritonBackend(ssd_tuning=DEFAULT.replace(dcum=dcum, cb=mode))
             calls.clear()
             a = {k: v.detach().clone().requires_grad_() for k, v in args.items()}
             out, fin = ssmzoo.ssd_scan(**a, chunk_size=16, return_final_states=True,
-                                       backend="triton")
+                                       backend=backend)
             (out.sum() + fin.square().sum()).backward()
             grads[mode] = {k: v.grad for k, v in a.items()}
             assert len(calls) == (mode == "chunk" and dcum == "stable"), (dcum, mode, calls)
         for k, g in grads["tiles"].items():
             assert_close(f"d{k} ({dcum})", g, grads["chunk"][k], rtol=1e-5)
     # the kernel reads it: a zeroed product drops the pairs' terms of the log-decays' gradient
-    monkeypatch.setattr(ssd_common, "DCUM", "stable")
     monkeypatch.setattr(_bwd, "chunk_cb", lambda *a: torch.zeros_like(real(*a)))
     a = {k: v.detach().clone().requires_grad_() for k, v in args.items()}
-    out, fin = ssmzoo.ssd_scan(**a, chunk_size=16, return_final_states=True, backend="triton")
+    out, fin = ssmzoo.ssd_scan(**a, chunk_size=16, return_final_states=True,
+                               backend=TritonBackend(ssd_tuning=DEFAULT.replace(cb="chunk")))
     (out.sum() + fin.square().sum()).backward()
     # "tiles" of the identity loop: the zeroed product moves dA far beyond rounding (1e-5 above;
     # 3.3e-2 on an H200 and above 0.1 interpreted, 2026-12-02)
@@ -301,16 +281,13 @@ def test_chunk_cb_once(monkeypatch):
 
 
 @pytest.mark.interpret
-def test_stable_log_decay_gradient_bf16(monkeypatch):
+def test_stable_log_decay_gradient_bf16():
     """dA and ddt_bias in bf16 (two chunks of 64, three draws): the stable form of the log-decays'
-    gradient (DCUM, the default) stays within 1.5e-2 of float64 on every draw, where the identity
+    gradient (``dcum``, the default) stays within 1.5e-2 of float64 on every draw, where the identity
     form, whose reverse cumsum subtracts nearly equal rounded sums, is at least 5x worse on its
     worst draw (measured: up to 0.80 for dA against 3.1e-3)."""
-    from ssmzoo_kernels.ssd import _common
-
     worst = {}
     for mode in ("stable", "identity"):
-        monkeypatch.setattr(_common, "DCUM", mode)
         errs = []
         for seed in range(3):
             torch.manual_seed(seed)
@@ -322,7 +299,7 @@ def test_stable_log_decay_gradient_bf16(monkeypatch):
             want = torch.autograd.grad((ro * go).sum() + (rf * gf).sum(),
                                        [ref["A"], ref["dt_bias"]])
             x = {k: v.detach().clone().requires_grad_() for k, v in a.items()}
-            o, f = ssd_scan_triton(SSDCall(**x, **opts))
+            o, f = ssd_scan_triton(SSDCall(**x, **opts), DEFAULT.replace(dcum=mode))
             got = torch.autograd.grad((o.double() * go).sum() + (f.double() * gf).sum(),
                                       [x["A"], x["dt_bias"]])
             errs += [rel_rms(w, g) for w, g in zip(want, got)]
@@ -497,10 +474,10 @@ def test_gpu_grid(case):
 @pytest.mark.gpu
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("case", [0, 3], ids=["fp32-n64", "bf16-n128"])
-def test_gpu_variants(monkeypatch, variant, case):
+def test_gpu_variants(variant, case):
     """Every kernel variant on the GPU grid's float32 and bfloat16 cases."""
-    _use_variant(monkeypatch, variant)
     b, l, h, p, g, n, q, dtype, opts = GPU_CASES[case]
     torch.manual_seed(case)
     args = _inputs(b, l, h, p, g, n, dtype, **opts)
-    _check(args, chunk_size=q, dtype=dtype, peer_tol=_peer_tolerances(args, q, dtype))
+    _check(args, chunk_size=q, dtype=dtype, peer_tol=_peer_tolerances(args, q, dtype),
+           tuning=_variant(variant))

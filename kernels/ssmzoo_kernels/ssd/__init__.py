@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from ssmzoo.scan.backend import SSDCall
+    from ssmzoo_kernels.ssd.tuning import SSDTuning
 
 __all__ = ["supports_ssd", "ssd_scan_triton", "MAX_HEADDIM", "MAX_D_STATE", "MAX_CHUNK"]
 
@@ -56,10 +57,12 @@ def supports_ssd(call: SSDCall) -> tuple[bool, str]:
     return True, ""
 
 
-def ssd_scan_triton(call: SSDCall) -> Tensor | tuple[Tensor, Tensor]:
-    """Run ``call`` on the Triton kernels; out (batch, length, heads, headdim) in x's dtype, and
-    with ``return_final_states`` the final states (batch, heads, headdim, d_state) in float32."""
+def ssd_scan_triton(call: SSDCall, tuning: SSDTuning | None = None) -> Tensor | tuple[Tensor, Tensor]:
+    """Run ``call`` on the Triton kernels with ``tuning`` (None: the measured default); out
+    (batch, length, heads, headdim) in x's dtype, and with ``return_final_states`` the final
+    states (batch, heads, headdim, d_state) in float32."""
     from ssmzoo_kernels.ssd._function import SSDTritonFn
+    from ssmzoo_kernels.ssd.tuning import DEFAULT
 
     x = call.x
     B, C = call.B, call.C
@@ -72,7 +75,8 @@ def ssd_scan_triton(call: SSDCall) -> Tensor | tuple[Tensor, Tensor]:
     out, final = SSDTritonFn.apply(
         x, call.dt, call.A.contiguous(), B, C, D, call.z, dt_bias, call.initial_states,
         int(call.chunk_size), bool(call.dt_softplus),
-        (float(call.dt_limit[0]), float(call.dt_limit[1])), bool(call.return_final_states))
+        (float(call.dt_limit[0]), float(call.dt_limit[1])), bool(call.return_final_states),
+        tuning or DEFAULT)
     if call.return_final_states:
         return out, final
     return out

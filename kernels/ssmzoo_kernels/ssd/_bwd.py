@@ -24,16 +24,9 @@ import triton
 import triton.language as tl
 from einops import rearrange
 
-from ssmzoo_kernels.ssd._common import (
-    block,
-    config,
-    dot_precision,
-    dt_heads_per_program,
-    head_split,
-    interpreting,
-    order,
-)
+from ssmzoo_kernels.ssd._common import block, dot_precision, dt_heads_per_program, interpreting
 from ssmzoo_kernels.ssd._fwd import _mm, _softplus
+from ssmzoo_kernels.ssd.tuning import DEFAULT, SSDTuning
 
 
 @triton.jit
@@ -293,12 +286,12 @@ def state_passing_bwd(dstates: torch.Tensor, states: torch.Tensor, final: torch.
 
 
 def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
-          cum: torch.Tensor, dstates: torch.Tensor, D: torch.Tensor | None, stable: bool = False
-          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None,
+          cum: torch.Tensor, dstates: torch.Tensor, D: torch.Tensor | None, stable: bool = False,
+          tuning: SSDTuning = DEFAULT) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None,
                      torch.Tensor | None]:
     """dx (x's dtype), dB (float32), d(dt) from dt x and B . dB per head (batch, heads, nchunks,
     Q) float32, dD (D's shape, float32) or None, and with ``stable`` (the stable log-decay gradient,
-    _common.DCUM) the chunk-state part of B . dB on its own (same layout as B . dB, which then
+    ``SSDTuning.dcum``) the chunk-state part of B . dB on its own (same layout as B . dB, which then
     lacks it and holds the within-chunk pairs summed in float32) or None.
 
     x, dy: (batch, length, heads, headdim); B, C: (batch, length, groups, d_state); dt, cum:
@@ -307,11 +300,11 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
     bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     nc, Q = cum.shape[2], cum.shape[3]
-    cfg = config("bwd_dx", Q, N)
+    cfg = tuning.config("bwd_dx", Q, N)
     bs_, bp, bn = cfg["BLOCK"], block(P), block(N)
     ns = triton.cdiv(Q, bs_)
     hpg = H // G
-    split = head_split(hpg, ns * bsz * nc * G)
+    split = tuning.head_split(hpg, ns * bsz * nc * G)
     dx = torch.empty(bsz, L, H, P, device=x.device, dtype=x.dtype)
     dB = torch.empty(bsz, L, G * split, N, device=x.device, dtype=torch.float32)
     ddt = torch.empty_like(cum)
@@ -319,7 +312,7 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
     tsb = torch.empty_like(cum) if stable else None
     dD_part = (torch.empty(bsz * nc, ns, H, bp, device=x.device, dtype=torch.float32)
                if D is not None else None)
-    od = order("bwd", N)
+    od = tuning.order("bwd", N)
     grid = (ns * G * split, bsz * nc) if od == 2 else (ns, bsz * nc, G * split)
     _bwd_dx_db_kernel[grid](
         x, dy, B, C, dt, cum, dstates, D if D is not None else x,
@@ -344,7 +337,8 @@ def dx_db(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, d
 
 def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
        cum: torch.Tensor, states: torch.Tensor, stable: bool = False,
-       cb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+       cb: torch.Tensor | None = None, tuning: SSDTuning = DEFAULT
+       ) -> tuple[torch.Tensor, torch.Tensor]:
     """dC (batch, length, groups, d_state) float32, and C . dC per head (batch, heads, nchunks,
     Q) float32 (its within-chunk pairs summed in float32 with ``stable``, their C_t . B_s read
     from ``cb`` when given). states: the state entering each chunk, (batch, nchunks, heads,
@@ -352,14 +346,14 @@ def dc(x: torch.Tensor, dy: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: 
     bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     nc, Q = cum.shape[2], cum.shape[3]
-    cfg = config("bwd_dc", Q, N)
+    cfg = tuning.config("bwd_dc", Q, N)
     bt, bp, bn = cfg["BLOCK"], block(P), block(N)
     nt = triton.cdiv(Q, bt)
     hpg = H // G
-    split = head_split(hpg, nt * bsz * nc * G)
+    split = tuning.head_split(hpg, nt * bsz * nc * G)
     dC = torch.empty(bsz, L, G * split, N, device=x.device, dtype=torch.float32)
     ddac = torch.empty_like(cum)
-    od = order("bwd", N)
+    od = tuning.order("bwd", N)
     grid = (nt * G * split, bsz * nc) if od == 2 else (nt, bsz * nc, G * split)
     _bwd_dc_kernel[grid](
         x, dy, B, C, dt, cum, states, dC, ddac, cb if cb is not None else ddac,
@@ -411,7 +405,7 @@ def _chunk_cb_kernel(
 def chunk_cb(B: torch.Tensor, C: torch.Tensor, Q: int) -> torch.Tensor:
     """C_t . B_s for every pair (t, s) of each chunk, float32, (batch, nchunks, groups, Q, Q):
     what the dC kernel's stable log-decay gradient otherwise computes per tile and per head
-    (_common.CB), with the same tensor-core products. Positions past the sequence end are zero.
+    (``SSDTuning.cb``), with the same tensor-core products. Positions past the sequence end are zero.
     B, C: (batch, length, groups, d_state)."""
     bsz, L, G, N = B.shape
     nc = triton.cdiv(L, Q)

@@ -1,5 +1,5 @@
 """Forward kernels of the chunked SSD (shared/PAPERS.md 0.2), four launches (three with
-``_common.FUSED_STATE``, where ``_fused_state_kernel`` does 2 and 3 in one):
+``SSDTuning.fused_state``, where ``_fused_state_kernel`` does 2 and 3 in one):
 
 1. ``_dt_cumsum_kernel``: dt after bias, softplus and clamping, and its within-chunk cumulative
    log-decay ``cum``;
@@ -19,15 +19,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ssmzoo_kernels.ssd._common import (
-    TUNING,
-    block,
-    config,
-    dot_precision,
-    dt_heads_per_program,
-    interpreting,
-    order,
-)
+from ssmzoo_kernels.ssd._common import block, dot_precision, dt_heads_per_program, interpreting
+from ssmzoo_kernels.ssd.tuning import DEFAULT, SSDTuning
 
 
 @triton.jit
@@ -342,7 +335,7 @@ def _grid(order_: int, tiles: int, H: int, bc: int) -> tuple[int, ...]:
 
 
 def chunk_state(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum: torch.Tensor,
-                mode: int) -> torch.Tensor:
+                mode: int, tuning: SSDTuning = DEFAULT) -> torch.Tensor:
     """sum_s w_s x_s^T B_s per chunk and head: (batch, nchunks, heads, headdim, d_state) float32.
 
     x: (batch, length, heads, headdim); B: (batch, length, groups, d_state). Mode 1 runs in the
@@ -353,8 +346,8 @@ def chunk_state(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum: torch.T
     nc, Q = cum.shape[2], cum.shape[3]
     out = torch.empty(bsz, nc, H, P, N, device=x.device, dtype=torch.float32)
     bp, bn = block(P, hi=64), block(N, hi=64)
-    cfg = config("state", Q, N)
-    od = order("fwd" if mode == 0 else "bwd", N)
+    cfg = tuning.config("state", Q, N)
+    od = tuning.order("fwd" if mode == 0 else "bwd", N)
     grid = _grid(od, triton.cdiv(P, bp) * triton.cdiv(N, bn), H, bsz * nc)
     _chunk_state_kernel[grid](
         x, B, dt, cum, out, L, H, Q, nc, P, N, H // G,
@@ -392,7 +385,7 @@ FUSED_SCALE = "auto"
 
 def fused_state_passing(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum: torch.Tensor,
                         initial_states: torch.Tensor | None,
-                        out_dtype: torch.dtype = torch.float32
+                        out_dtype: torch.dtype = torch.float32, tuning: SSDTuning = DEFAULT
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """``chunk_state`` (mode 0) and ``state_passing`` in one launch: the states entering each
     chunk (batch, nchunks, heads, headdim, d_state) in ``out_dtype`` and the final state
@@ -403,13 +396,13 @@ def fused_state_passing(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum:
     out = torch.empty(bsz, nc, H, P, N, device=x.device, dtype=out_dtype)
     final = torch.empty(bsz, H, P, N, device=x.device, dtype=torch.float32)
     init = initial_states.float().contiguous() if initial_states is not None else None
-    cfg = config("fused_state", Q, N)
+    cfg = tuning.config("fused_state", Q, N)
     # default tiles: the whole d_state (x read once), headdim in blocks of 32 (more programs:
     # the launch has only batch * heads * tiles of them, each walking every chunk)
     # headdim 16 at d_state > 64 (faster at N 128: docs/developer/ssd-notes.md, "v3 — measured")
     bp = min(block(P), cfg.get("BLOCK_P", 16 if interpreting() or N > 64 else 32))
     bn = min(block(N), cfg.get("BLOCK_N", 256))
-    if "num_warps" not in TUNING.get("fused_state", {}) and not interpreting():
+    if "num_warps" not in tuning.tiles.get("fused_state", {}) and not interpreting():
         # sm_90 build of (32, 128) tiles: 255 registers and a stack with 4 warps, 199 and none
         # with 8 (cuobjdump --dump-resource-usage)
         cfg["num_warps"] = 8 if bp * bn >= 32 * 128 else 4
@@ -428,7 +421,8 @@ def fused_state_passing(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum:
 
 def chunk_scan(x: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
                cum: torch.Tensor, states: torch.Tensor, D: torch.Tensor | None,
-               z: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+               z: torch.Tensor | None, tuning: SSDTuning = DEFAULT
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The outputs (batch, length, heads, headdim) in x's dtype, and, when z is given, the
     output before the gate (kept for the backward)."""
     bsz, L, H, P = x.shape
@@ -436,9 +430,9 @@ def chunk_scan(x: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tens
     nc, Q = cum.shape[2], cum.shape[3]
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
     ypre = torch.empty_like(out) if z is not None else None
-    cfg = config("scan_fwd", Q, N)
+    cfg = tuning.config("scan_fwd", Q, N)
     bt, bp = cfg["BLOCK"], block(P, hi=64)
-    od = order("fwd", N)
+    od = tuning.order("fwd", N)
     grid = _grid(od, triton.cdiv(Q, bt) * triton.cdiv(P, bp), H, bsz * nc)
     zz = z if z is not None else x
     _chunk_scan_fwd_kernel[grid](
