@@ -7,18 +7,19 @@ backend (mamba_ssm's selective_scan_cuda, B2S6 biases by linearity).
     python benchmarks/gpu_ssd.py all --out DIR         # all three; JSON, markdown and logs in DIR
     python benchmarks/gpu_ssd.py ab --out DIR          # kernel variants old vs new, beside mamba_ssm
 
-``ab`` times the variants kept behind switches in ssmzoo_kernels.ssd._common (entering states in
+``ab`` times the variants an ``SSDTuning`` (ssmzoo_kernels.ssd.tuning) chooses between (entering states in
 float32 or x's dtype, chunk-state launch separate or fused into the state passing, v1 or v2 launch
 order) on the four target cases, forward and forward+backward, each on one set of inputs with
 mamba_ssm's Triton SSD beside them where it imports; every variant's output (and gradients) is
 compared with v2's and with mamba_ssm's, and each output with the float64 reference on batch
 row 0. ``check`` runs tests/kernels/test_ssd_triton.py and test_cuda_backend.py (their ``gpu`` grids
 compare outputs, final states and every gradient with ``backend="reference"`` in float64).
-``sweep`` times the Triton SSD alone under a few launch settings (ssmzoo_kernels.ssd._common.TUNING)
-and keeps the fastest; ``bench`` then runs ``ssmzoo.bench`` on every SSD case with the triton and
+``sweep`` times the Triton SSD alone under a few launch settings (``SSDTuning.tiles``) and reports
+the fastest; ``bench`` runs ``ssmzoo.bench`` on every SSD case with the triton and
 mamba_ssd backends side by side on the same inputs, and the selective-scan cases on the cuda
 backend. Works where the package is not installed: it puts the repository on sys.path and writes
-entry-point metadata for the built-in plugins into a temporary directory.
+entry-point metadata for the built-in plugins into a temporary directory. Every alternative is an
+``SSDTuning`` run through the public function as ``backend=TritonBackend(ssd_tuning=...)``.
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ def use_checkout() -> None:
     sys.path.insert(0, str(meta.parent))
 
 
-FWD_VARIANTS = {  # TUNING for the forward kernels
+FWD_VARIANTS = {  # SSDTuning.tiles for the forward kernels
     "default (64 rows, 4 warps; scan and state 3 stages)": {},
     "scan 128 rows, 8 warps": {"scan_fwd": {"BLOCK": 128, "num_warps": 8}},
     "scan and state 2 stages": {"scan_fwd": {"num_stages": 2}, "state": {"num_stages": 2}},
 }
-BWD_VARIANTS = {  # TUNING for the backward kernels
+BWD_VARIANTS = {  # SSDTuning.tiles for the backward kernels
     "v1 default (64 rows, 32 at N>64, 4 warps)": {},
     "8 warps": {"bwd_dx": {"num_warps": 8}, "bwd_dc": {"num_warps": 8}},
     "64 rows, 8 warps": {"bwd_dx": {"BLOCK": 64, "num_warps": 8},
@@ -67,54 +68,51 @@ BWD_VARIANTS = {  # TUNING for the backward kernels
 }
 
 
-# ssmzoo_kernels.ssd._common switches; every variant starts from v2's settings
-V2 = {"STATES": "float32", "FUSED_STATE": False, "ORDER": {"fwd": "v2", "bwd": "v2"},
-      "DCUM": "identity", "CB": "tiles", "TUNING": {}}
+# SSDTuning fields over v2's settings (states in float32, separate launches, v2 order, identity
+# log-decay gradient, C . B per tile); None: the checkout's defaults
+V2 = {"states": "float32", "fused_state": False, "order_fwd": "v2", "order_bwd": "v2",
+      "dcum": "identity", "cb": "tiles"}
 AB_FWD = {
     "v2 (float32 states, separate launches)": {},
-    "input-dtype states": {"STATES": "input"},
-    "fused state passing": {"FUSED_STATE": True},
-    "fused + input-dtype states": {"FUSED_STATE": True, "STATES": "input"},
+    "input-dtype states": {"states": "input"},
+    "fused state passing": {"fused_state": True},
+    "fused + input-dtype states": {"fused_state": True, "states": "input"},
     # N 128 only (the tiles of the fused launch and of the chunk scan; the sm_90 build of the
     # chunk scan with 64 rows spills at N 128, with 32 rows it does not)
-    "fused + input, headdim tile 64": {"FUSED_STATE": True, "STATES": "input",
-                                       "TUNING": {"fused_state": {"BLOCK_P": 64}}},
-    "fused + input, headdim tile 16": {"FUSED_STATE": True, "STATES": "input",
-                                       "TUNING": {"fused_state": {"BLOCK_P": 16}}},
-    "scan 32 rows": {"TUNING": {"scan_fwd": {"BLOCK": 32}}},
-    "fused + input + scan 32 rows": {"FUSED_STATE": True, "STATES": "input",
-                                     "TUNING": {"scan_fwd": {"BLOCK": 32}}},
+    "fused + input, headdim tile 64": {"fused_state": True, "states": "input",
+                                       "tiles": {"fused_state": {"BLOCK_P": 64}}},
+    "fused + input, headdim tile 16": {"fused_state": True, "states": "input",
+                                       "tiles": {"fused_state": {"BLOCK_P": 16}}},
+    "scan 32 rows": {"tiles": {"scan_fwd": {"BLOCK": 32}}},
+    "fused + input + scan 32 rows": {"fused_state": True, "states": "input",
+                                     "tiles": {"scan_fwd": {"BLOCK": 32}}},
 }
 N128_ONLY = ("fused + input, headdim tile 64", "fused + input, headdim tile 16", "scan 32 rows",
              "fused + input + scan 32 rows")
 AB_BWD = {
     "v2 (v2 order everywhere)": {},
-    "v1 backward order": {"ORDER": {"fwd": "v2", "bwd": "v1"}},
+    "v1 backward order": {"order_bwd": "v1"},
     "v1 backward order + fused + input-dtype states": {
-        "ORDER": {"fwd": "v2", "bwd": "v1"}, "FUSED_STATE": True, "STATES": "input"},
+        "order_bwd": "v1", "fused_state": True, "states": "input"},
     "same + stable d(log-decay)": {
-        "ORDER": {"fwd": "v2", "bwd": "v1"}, "FUSED_STATE": True, "STATES": "input",
-        "DCUM": "stable"},
+        "order_bwd": "v1", "fused_state": True, "states": "input", "dcum": "stable"},
     "same + C.B once per chunk": {
-        "ORDER": {"fwd": "v2", "bwd": "v1"}, "FUSED_STATE": True, "STATES": "input",
-        "DCUM": "stable", "CB": "chunk"},
+        "order_bwd": "v1", "fused_state": True, "states": "input", "dcum": "stable",
+        "cb": "chunk"},
     "defaults of this checkout": None,
 }
 
 
-def _switch(settings: dict | None) -> None:
-    """Set the SSD kernels' switches: v2's with ``settings`` over them (None: the checkout's)."""
-    from ssmzoo_kernels.ssd import _common
+def _backend(settings: dict | None):
+    """The triton backend with v2's SSD settings and ``settings`` over them (None: the
+    checkout's defaults)."""
+    from ssmzoo_kernels.ssd.tuning import DEFAULT
+    from ssmzoo_kernels.triton_backend import TritonBackend
 
-    for k, v in (_DEFAULTS if settings is None else {**V2, **settings}).items():
-        if k == "TUNING":
-            _common.TUNING.clear()
-            _common.TUNING.update(v)
-        else:
-            setattr(_common, k, dict(v) if isinstance(v, dict) else v)
+    return TritonBackend(ssd_tuning=DEFAULT if settings is None
+                         else DEFAULT.replace(**{**V2, **settings}))
 
 
-_DEFAULTS: dict = {}
 DEVICE = "cuda"  # the ab stage's device (a smoke test runs it on the CPU under the interpreter)
 
 
@@ -133,18 +131,15 @@ def ab(out: Path, repeats: int = 20) -> dict:
     import importlib.util
 
     import torch
-    from ssmzoo_kernels.ssd import _common
+    from ssmzoo_kernels.ssd.tuning import DEFAULT
 
     import ssmzoo
     from ssmzoo import bench
     from ssmzoo.bench.runner import reference_rows
 
-    _DEFAULTS.update(STATES=_common.STATES, FUSED_STATE=_common.FUSED_STATE,
-                     ORDER=dict(_common.ORDER), DCUM=_common.DCUM, CB=_common.CB,
-                     TUNING=dict(_common.TUNING))
     peer = importlib.util.find_spec("mamba_ssm") is not None
     t0 = time.time()
-    results: dict = {"defaults": _DEFAULTS.copy(), "fwd": {}, "fwdbwd": {}}
+    results: dict = {"defaults": repr(DEFAULT), "fwd": {}, "fwdbwd": {}}
     for case in bench.select(["ssd-b*"], mode="fwd"):
         kw = case.inputs(DEVICE)
         ref = reference_rows(case, kw)
@@ -152,8 +147,7 @@ def ab(out: Path, repeats: int = 20) -> dict:
         for label, sw in AB_FWD.items():
             if label in N128_ONLY and case.shape["d_state"] <= 64:
                 continue
-            _switch(sw)
-            rows[label] = _time_fwd(kw, "triton", repeats, ref)
+            rows[label] = _time_fwd(kw, _backend(sw), repeats, ref)
             o = rows[label].pop("out")
             if base is None:
                 base = o.clone()  # (a copy: the comparisons below then see two tensors)
@@ -184,8 +178,7 @@ def ab(out: Path, repeats: int = 20) -> dict:
             gout = torch.randn_like(ssmzoo.ssd_scan(**kw, backend="triton"))
         rows, base = {}, None
         for label, sw in AB_BWD.items():
-            _switch(sw)
-            rows[label], got = _time_fwdbwd(kw, leaves, gout, "triton", repeats)
+            rows[label], got = _time_fwdbwd(kw, leaves, gout, _backend(sw), repeats)
             if base is None:
                 base = [g.clone() for g in got]
             rows[label]["vs_v2"] = _cmp_all(base, got)
@@ -207,10 +200,8 @@ def ab(out: Path, repeats: int = 20) -> dict:
         del kw, leaves, gout, base
         if DEVICE == "cuda":
             torch.cuda.empty_cache()
-    _switch(None)
     (out / "ab.json").write_text(json.dumps(results, indent=2))
-    print(f"ab: {time.time() - t0:.0f} s; switches back to the checkout's defaults "
-          f"{json.dumps(_DEFAULTS)}", flush=True)
+    print(f"ab: {time.time() - t0:.0f} s; the checkout's defaults: {DEFAULT!r}", flush=True)
     return results
 
 
@@ -319,11 +310,12 @@ def profile(repeats: int = 20) -> None:
 
 def _profile_case(case, repeats: int) -> dict[str, float]:
     import torch
-    from ssmzoo_kernels.ssd import _bwd, _common, _fwd
+    from ssmzoo_kernels.ssd import _bwd, _fwd
+    from ssmzoo_kernels.ssd.tuning import DEFAULT
 
     from ssmzoo import bench
 
-    stable = _common.dcum_stable()  # the checkout's log-decay gradient, as the backward runs it
+    stable = DEFAULT.dcum_stable()  # the checkout's log-decay gradient, as the backward runs it
     kw = case.inputs("cuda")
     x, dt, A, B, C, D = (kw[k] for k in ("x", "dt", "A", "B", "C", "D"))
     bias, Q = kw["dt_bias"], kw["chunk_size"]
@@ -333,7 +325,7 @@ def _profile_case(case, repeats: int) -> dict[str, float]:
     st, fin = _fwd.state_passing(st, cum, None)
     dy = torch.randn_like(x)
     ds = _fwd.chunk_state(dy, C, dtp, cum, 1)
-    cb = _bwd.chunk_cb(B, C, Q) if stable and _common.cb_once(B.shape[-1]) else None
+    cb = _bwd.chunk_cb(B, C, Q) if stable and DEFAULT.cb_once(B.shape[-1]) else None
     stages = {
         "dt_cumsum": lambda: _fwd.dt_cumsum(dt, A, bias, Q, True, lim),
         "chunk_state": lambda: _fwd.chunk_state(x, B, dtp, cum, 0),
@@ -361,50 +353,61 @@ def _profile_case(case, repeats: int) -> dict[str, float]:
             for k, f in stages.items()}
 
 
-def _time_variants(variants, cases, repeats):
-    from ssmzoo_kernels.ssd import _common
+def _time_variants(variants, cases, repeats, *, backward: bool):
+    """ms of each ``SSDTuning.tiles`` variant on each case (forward, or forward+backward)."""
+    import torch
+    from ssmzoo_kernels.ssd.tuning import DEFAULT
+    from ssmzoo_kernels.triton_backend import TritonBackend
 
-    from ssmzoo import bench
+    import ssmzoo
 
     table = {}
-    for label, tuning in variants.items():
-        _common.TUNING.clear()
-        _common.TUNING.update(tuning)
+    for label, tiles in variants.items():
+        backend = TritonBackend(ssd_tuning=DEFAULT.replace(tiles=tiles))
         row = {}
         for case in cases:
-            rep = bench.run_case(case, ["triton"], repeats=repeats, warmup=2, check=False)
-            r = rep.results[0]
-            row[case.name] = r.ms if r.status == "ok" else None
-            if r.status != "ok":
-                print(f"  {label} {case.name}: {r.status} {r.reason}", flush=True)
+            kw = case.inputs(DEVICE)
+            try:
+                if backward:
+                    leaves = [v for v in kw.values() if isinstance(v, torch.Tensor)
+                              and v.requires_grad]
+                    with torch.no_grad():
+                        gout = torch.randn_like(ssmzoo.ssd_scan(**kw, backend=backend))
+                    row[case.name] = _time_fwdbwd(kw, leaves, gout, backend, repeats)[0]["ms"]
+                else:
+                    with torch.no_grad():
+                        ref = ssmzoo.ssd_scan(**kw, backend=backend)[:1].float()
+                    row[case.name] = _time_fwd(kw, backend, repeats, ref)["ms"]
+            except Exception as e:  # a setting that does not compile is reported, not fatal
+                row[case.name] = None
+                print(f"  {label} {case.name}: {type(e).__name__} {str(e)[:120]}", flush=True)
+            del kw
         table[label] = row
         print(f"  {label:<44} " + "  ".join(f"{v:.3f}" if v else "-" for v in row.values()),
               flush=True)
-    _common.TUNING.clear()
     return table
 
 
 def sweep(out: Path, repeats: int = 10) -> dict:
+    """The tile variants, forward then backward (over the fastest forward); reports the fastest
+    (the defaults change by commit, after a run that shows them faster)."""
     from ssmzoo import bench
 
     fwd = bench.select(["ssd-b*"], mode="fwd")
     bwd = bench.select(["ssd-b*"], mode="fwdbwd")
     print("forward variants (ms): " + "  ".join(c.name for c in fwd), flush=True)
-    tf = _time_variants(FWD_VARIANTS, fwd, repeats)
+    tf = _time_variants(FWD_VARIANTS, fwd, repeats, backward=False)
     best_f = min(tf, key=lambda k: sum(v or 1e9 for v in tf[k].values()))
-    print(f"forward: keeping {best_f!r}", flush=True)
+    print(f"forward: fastest {best_f!r}", flush=True)
     print("backward variants, forward+backward ms: " + "  ".join(c.name for c in bwd), flush=True)
-    from ssmzoo_kernels.ssd import _common
-
     fixed = FWD_VARIANTS[best_f]
-    tb = _time_variants({k: {**fixed, **v} for k, v in BWD_VARIANTS.items()}, bwd, repeats)
+    tb = _time_variants({k: {**fixed, **v} for k, v in BWD_VARIANTS.items()}, bwd, repeats,
+                        backward=True)
     best_b = min(tb, key=lambda k: sum(v or 1e9 for v in tb[k].values()))
-    print(f"backward: keeping {best_b!r}", flush=True)
-    best = {**fixed, **BWD_VARIANTS[best_b]}
+    print(f"backward: fastest {best_b!r}", flush=True)
     result = {"forward": tf, "backward": tb, "best_forward": best_f, "best_backward": best_b,
-              "tuning": best}
+              "tiles": {**fixed, **BWD_VARIANTS[best_b]}}
     (out / "sweep.json").write_text(json.dumps(result, indent=2))
-    _common.TUNING.update(best)
     return result
 
 
@@ -428,11 +431,9 @@ def run_bench(out: Path, repeats: int = 20, ssd_only: bool = False,
         print(f"bench {case.name}", flush=True)
         reports.append(bench.run_case(case, ["cuda"], repeats=repeats, ceil=ceil))
         torch.cuda.empty_cache()
-    from ssmzoo_kernels.ssd import _common
+    from ssmzoo_kernels.ssd.tuning import DEFAULT
 
-    env["ssd tuning"] = json.dumps(_common.TUNING) if _common.TUNING else "defaults"
-    env["ssd switches"] = (f"CB={_common.CB} DCUM={_common.DCUM} STATES={_common.STATES} "
-                           f"FUSED_STATE={_common.FUSED_STATE} ORDER={json.dumps(_common.ORDER)}")
+    env["ssd tuning"] = repr(DEFAULT)
     (out / "bench.json").write_text(bench.dumps(reports, env, ceil))
     md = bench.text(reports, env, ceil, markdown=True)
     (out / "bench.md").write_text(md + "\n")

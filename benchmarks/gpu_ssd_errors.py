@@ -31,16 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's
 from tests.helpers import rel_rms
 from tests.kernels.test_ssd_triton import GPU_CASES, V2, VARIANTS, _inputs
 
-EXTRA = {"fused+input, B scaled": dict(FUSED_STATE=True, STATES="input", FUSED_SCALE="B"),
-         "fused+input+stable, B scaled": dict(FUSED_STATE=True, STATES="input", DCUM="stable",
-                                             FUSED_SCALE="B")}
-
-
-def _set(settings: dict) -> None:
-    from ssmzoo_kernels.ssd import _common, _fwd
-
-    for k, v in settings.items():
-        setattr(_fwd if k == "FUSED_SCALE" else _common, k, v)
+EXTRA = {"fused+input, B scaled": dict(fused_state=True, states="input", fused_scale="B"),
+         "fused+input+stable, B scaled": dict(fused_state=True, states="input", dcum="stable",
+                                             fused_scale="B")}
 
 
 def _interpreted_peer(src: Path) -> None:
@@ -100,27 +93,21 @@ def main() -> None:
     ref = dict(zip(names, torch.autograd.grad((ref_out * go).sum() + (ref_fin * gf).sum(),
                                               [ref_in[k] for k in names])))
     ref["out"], ref["final"] = ref_out, ref_fin
-    runs: dict[str, tuple[str, dict]] = {"mamba_ssd": ("mamba_ssd", {})}
-    runs.update({f"triton {v}": ("triton", {**V2, **s}) for v, s in VARIANTS.items()})
-    runs.update({f"triton {v}": ("triton", {**V2, **s}) for v, s in EXTRA.items()})
-    runs["triton defaults"] = ("triton", {})
-    from ssmzoo_kernels.ssd import _common, _fwd
+    from ssmzoo_kernels.triton_backend import TritonBackend
 
-    saved = {k: getattr(_common, k) for k in V2} | {"FUSED_SCALE": _fwd.FUSED_SCALE,
-                                                      "TUNING": dict(_common.TUNING)}
+    runs: dict = {"mamba_ssd": "mamba_ssd"}
+    runs.update({f"triton {v}": TritonBackend(ssd_tuning=V2.replace(**s))
+                 for v, s in {**VARIANTS, **EXTRA}.items()})
+    runs["triton defaults"] = "triton"
     cols = ["out", "final", *names]
     print(f"case {args.case}: {GPU_CASES[args.case][:8]} | relative RMS error vs float64")
     print(f"{'run':<34}" + "".join(f"{c:>10}" for c in cols))
     if args.only:
         keys = [k.strip() for k in args.only.split(",")]
         runs = {k: v for k, v in runs.items() if any(s in k for s in keys)}
-    for label, (backend, settings) in runs.items():
+    for label, backend in runs.items():
         if backend == "mamba_ssd" and importlib.util.find_spec("mamba_ssm") is None:
             continue
-        _set(saved)
-        _common.TUNING.clear()
-        _set({k: v for k, v in settings.items() if k != "TUNING"})
-        _common.TUNING.update(settings.get("TUNING", {}))
         x = {k: v.detach().clone().requires_grad_() for k, v in inputs.items()}
         out, fin = ssmzoo.ssd_scan(**x, **kw, backend=backend)
         loss = (out.double() * go).sum() + (fin.double() * gf).sum()
@@ -128,9 +115,6 @@ def main() -> None:
         got["out"], got["final"] = out, fin
         print(f"{label:<34}" + "".join(f"{rel_rms(ref[c], got[c]):>10.2e}" for c in cols),
               flush=True)
-    _set(saved)
-    _common.TUNING.clear()
-    _common.TUNING.update(saved["TUNING"])
 
 
 if __name__ == "__main__":

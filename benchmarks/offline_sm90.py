@@ -19,7 +19,7 @@ Builds: ``bwd`` (the backward, real), ``bwd-asm`` (its inline-assembly stores),
 ``-ypre`` suffix on a backward reads the un-gated output instead of recomputing it
 (``recompute_y`` off). SSD backward kernels in the
 b8 L4096 N128 tiles (bf16, 32 rows, headdim 64, d_state 128, 4 warps, stable log-decay gradient):
-``ssd-dx``, ``ssd-dc`` (C . B per tile) and ``ssd-dc-cb`` (C . B read: ``_common.CB = "chunk"``).
+``ssd-dx``, ``ssd-dc`` (C . B per tile) and ``ssd-dc-cb`` (C . B read: ``SSDTuning.cb = "chunk"``).
 """
 
 from __future__ import annotations

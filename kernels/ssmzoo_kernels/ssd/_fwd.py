@@ -378,11 +378,6 @@ def state_passing(states: torch.Tensor, cum: torch.Tensor, initial_states: torch
     return out, final
 
 
-# which tile of the fused launch carries the decay weights (rounded to the input dtype): "auto"
-# (the smaller one), "x" or "B" (as mamba_ssm's chunk state does); benchmarks/gpu_ssd_errors.py
-FUSED_SCALE = "auto"
-
-
 def fused_state_passing(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum: torch.Tensor,
                         initial_states: torch.Tensor | None,
                         out_dtype: torch.dtype = torch.float32, tuning: SSDTuning = DEFAULT
@@ -412,7 +407,7 @@ def fused_state_passing(x: torch.Tensor, B: torch.Tensor, dt: torch.Tensor, cum:
         L, H, Q, nc, P, N, H // G,
         *x.stride(), *B.stride(), *out.stride(),
         HAS_INIT=init is not None, DOT_PREC=dot_precision(x.dtype),
-        SCALE_X=bn > bp if FUSED_SCALE == "auto" else FUSED_SCALE == "x",
+        SCALE_X=bn > bp if tuning.fused_scale == "auto" else tuning.fused_scale == "x",
         BLOCK_P=bp, BLOCK_N=bn, BLOCK_S=cfg["BLOCK"],
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )

@@ -23,7 +23,7 @@ __all__ = ["SSDTuning", "DEFAULT", "KERNELS"]
 KERNELS = ("state", "fused_state", "scan_fwd", "bwd_dx", "bwd_dc")
 _CHOICES = {"states": ("float32", "input"), "order_fwd": ("v1", "v2", "auto"),
             "order_bwd": ("v1", "v2", "auto"), "dcum": ("stable", "identity"),
-            "cb": ("tiles", "chunk", "auto")}
+            "cb": ("tiles", "chunk", "auto"), "fused_scale": ("auto", "x", "B")}
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ class SSDTuning:
     - ``cb``: C_t . B_s within a chunk for the stable gradient: "tiles" per tile and head, "chunk"
       once per (batch, chunk, group) in float32 before the kernel (33.5 MB at b8 L4096 g1 chunk
       256); "auto": tiles at d_state <= 64, chunk above ("Sixth session").
+    - ``fused_scale``: which tile of the fused launch carries the decay weights (rounded to the
+      input dtype): "auto" (the smaller one), "x" or "B" (as mamba_ssm's chunk state does).
     - ``target_programs``: below this many programs the backward kernels split a group's heads
       over several programs (partial dB/dC summed afterwards).
     - ``tiles``: per kernel (``KERNELS``), launch settings merged over :meth:`config`'s defaults,
@@ -61,6 +63,7 @@ class SSDTuning:
     order_bwd: str = "v1"
     dcum: str = "stable"
     cb: str = "auto"
+    fused_scale: str = "auto"
     target_programs: int = 2048
     tiles: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
