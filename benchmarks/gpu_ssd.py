@@ -310,7 +310,8 @@ def profile(repeats: int = 20) -> None:
 
 def _profile_case(case, repeats: int) -> dict[str, float]:
     import torch
-    from ssmzoo_kernels.ssd import _bwd, _fwd
+    from ssmzoo_kernels.ssd import backward as _bwd
+    from ssmzoo_kernels.ssd import forward as _fwd
     from ssmzoo_kernels.ssd.tuning import DEFAULT
 
     from ssmzoo import bench

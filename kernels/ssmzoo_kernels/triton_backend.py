@@ -66,8 +66,8 @@ class TritonBackend(ScanBackend):
 
     def op_priority(self, op: str, device_type: str) -> int | None:
         # The SSD kernels ran at 0.42-0.95x of mamba_ssm's Triton SSD (its median over eight
-        # processes) in all 8 cases on an H100, with less memory in 7 (docs/benchmarks.md,
-        # 2026-11-23): ahead of mamba_ssd (10) for ssd_scan.
+        # processes) in all 8 cases on an H100, with less memory in 7 (docs/benchmarks.md): ahead
+        # of mamba_ssd (10) for ssd_scan.
         if op == "ssd_scan" and device_type == "cuda":
             return 5
         return self.priority(device_type)

@@ -24,7 +24,7 @@ from ssmzoo.models.interchange import (
     KeyMap,
     flag,
     lm_hf_config,
-    lm_rows,
+    lm_keymap,
     lm_spec,
     lm_why_not,
     mamba_ssm_frame,
@@ -108,9 +108,7 @@ class HFMamba2(CheckpointFormat):
                        residual_in_fp32=c["residual_in_fp32"])
 
     def keymap(self, model: nn.Module) -> KeyMap:
-        mixer = KeyMap(self.name, MIXER_ROWS).prefixed("backbone.layers.{i}.mixer.",
-                                                       "layers.{i}.mixer.")
-        return lm_rows(self.name) + mixer
+        return lm_keymap(self.name, MIXER_ROWS)
 
     def why_not(self, model: nn.Module) -> str | None:
         from ssmzoo_mamba2.mamba2 import Mamba2
@@ -179,9 +177,7 @@ class MambaSSMMamba2(CheckpointFormat):
         return lm_spec(mixer, **frame)
 
     def keymap(self, model: nn.Module) -> KeyMap:
-        mixer = KeyMap(self.name, MIXER_ROWS).prefixed("backbone.layers.{i}.mixer.",
-                                                       "layers.{i}.mixer.")
-        return lm_rows(self.name, self.embedding_key) + mixer
+        return lm_keymap(self.name, MIXER_ROWS, self.embedding_key)
 
     def adapt(self, state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
         out = dict(state)

@@ -33,7 +33,7 @@ from ssmzoo.models.interchange import (
     KeyMap,
     flag,
     lm_hf_config,
-    lm_rows,
+    lm_keymap,
     lm_spec,
     lm_why_not,
     mamba_ssm_frame,
@@ -127,9 +127,7 @@ class HFMamba(CheckpointFormat):
                        tie=c["tie_word_embeddings"], residual_in_fp32=c["residual_in_fp32"])
 
     def keymap(self, model: nn.Module) -> KeyMap:
-        mixer = KeyMap(self.name, MIXER_ROWS).prefixed("backbone.layers.{i}.mixer.",
-                                                       "layers.{i}.mixer.")
-        return lm_rows(self.name) + mixer
+        return lm_keymap(self.name, MIXER_ROWS)
 
     def why_not(self, model: nn.Module) -> str | None:
         return _why_not_mixers(model, "HF Mamba")
@@ -178,6 +176,4 @@ class MambaSSMMamba1(CheckpointFormat):
         return lm_spec(mixer, **frame)
 
     def keymap(self, model: nn.Module) -> KeyMap:
-        mixer = KeyMap(self.name, MIXER_ROWS).prefixed("backbone.layers.{i}.mixer.",
-                                                       "layers.{i}.mixer.")
-        return lm_rows(self.name, self.embedding_key) + mixer
+        return lm_keymap(self.name, MIXER_ROWS, self.embedding_key)

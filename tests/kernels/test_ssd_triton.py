@@ -241,7 +241,7 @@ def test_chunk_cb_once(monkeypatch):
     stable log-decay gradient gives the per-tile path's gradients (fp32, a partial last chunk, two
     groups), and the product is the chunk's C B^T, zero past the end; the identity gradient does
     not need it."""
-    from ssmzoo_kernels.ssd import _bwd
+    from ssmzoo_kernels.ssd import backward as _bwd
 
     torch.manual_seed(11)
     B, C = torch.randn(2, 21, 2, 16, device=DEVICE), torch.randn(2, 21, 2, 16, device=DEVICE)
@@ -358,7 +358,7 @@ def test_dt_bwd_kernel(softplus, limit, bias, tsb, dtype):
     terms, clamp, softplus, bias; dA and d dt_bias summed per chunk, then over chunks) against
     the same steps in float64, on a partial last chunk, with raw dt above softplus' threshold
     of 20 and outside the clamp."""
-    from ssmzoo_kernels.ssd import _bwd
+    from ssmzoo_kernels.ssd import backward as _bwd
 
     torch.manual_seed(12)
     b, L, H, Q = 2, 45, 3, 16

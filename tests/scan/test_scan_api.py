@@ -164,6 +164,19 @@ def test_explicit_backend_that_cannot_run_says_why(registry) -> None:
         ssmzoo.ssd_scan(**ssd_inputs(SSDCase()), backend="broken")
 
 
+def test_a_backend_instance_runs_as_given(registry) -> None:
+    """backend= also takes an instance (an A/B sweep's backend with its own tuning): it runs
+    unregistered, and one that cannot run the call says why, under its name."""
+    mine = _Fake("mine", 99)
+    kw = _kw()
+    assert ssmzoo.selective_scan(**kw, backend=mine) is kw["u"]
+    assert mine.calls == 1 and "mine" not in registry.backends
+    with pytest.raises(BackendUnavailableError, match="'broken'.*no zero-order hold"):
+        ssmzoo.selective_scan(**kw, backend=_Fake("broken", 1, ok=False, why="no zero-order hold"))
+    with pytest.raises(ScanArgumentError, match="backend.*a ScanBackend.*int 3"):
+        ssmzoo.selective_scan(**kw, backend=3)
+
+
 def test_unknown_backend_lists_known(registry) -> None:
     with pytest.raises(UnknownBackendError, match="did you mean 'reference'") as info:
         ssmzoo.selective_scan(**_kw(), backend="refrence")

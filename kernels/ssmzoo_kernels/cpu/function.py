@@ -52,7 +52,7 @@ class _Scan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, u, dt, Ar, Ai, Bvr, Bvi, Bcr, Bci, Cvr, Cvi, Ccr, Cci, h0r, h0i,
                 zoh: bool):
-        from ssmzoo_kernels.cpu import _kernels
+        from ssmzoo_kernels.cpu import _kernels, _kernels_complex
 
         cplx = Ai is not None
         dtype = u.dtype
@@ -65,7 +65,7 @@ class _Scan(torch.autograd.Function):
         set_threads()
         if cplx:
             hLi = torch.empty((b, d, n), dtype=dtype)
-            _kernels.fwd_complex(
+            _kernels_complex.fwd_complex(
                 _np(u, dtype, 3), _np(dt, dtype, 3), _np(Ar, dtype, 2), _np(Ai, dtype, 2),
                 _np(Bvr, dtype, 4), _np(Bvi, dtype, 4), _np(Bcr, dtype, 2), _np(Bci, dtype, 2),
                 _np(Cvr, dtype, 4), _np(Cvi, dtype, 4), _np(Ccr, dtype, 2), _np(Cci, dtype, 2),
@@ -84,7 +84,7 @@ class _Scan(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dy: Tensor, dhLr: Tensor | None, dhLi: Tensor | None = None):
-        from ssmzoo_kernels.cpu import _kernels
+        from ssmzoo_kernels.cpu import _kernels, _kernels_complex
 
         u, dt, Ar, Ai, Bvr, Bvi, Bcr, Bci, Cvr, Cvi, Ccr, Cci, h0r, h0i = ctx.saved_tensors
         cplx = Ai is not None
@@ -107,7 +107,7 @@ class _Scan(torch.autograd.Function):
         if cplx:
             dAr, dAi, dBcr, dBci, dCcr, dCci, dh0r, dh0i = (e() for _ in range(8))
             dBvr, dBvi, dCvr, dCvi = z(Bvr), z(Bvi), z(Cvr), z(Cvi)
-            _kernels.bwd_complex(
+            _kernels_complex.bwd_complex(
                 _np(u, dtype, 3), _np(dt, dtype, 3), _np(Ar, dtype, 2), _np(Ai, dtype, 2),
                 _np(Bvr, dtype, 4), _np(Bvi, dtype, 4), _np(Bcr, dtype, 2), _np(Bci, dtype, 2),
                 _np(Cvr, dtype, 4), _np(Cvi, dtype, 4), _np(Ccr, dtype, 2), _np(Cci, dtype, 2),

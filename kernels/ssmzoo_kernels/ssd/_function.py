@@ -1,12 +1,13 @@
 """The autograd Function around the chunked SSD kernels: bookkeeping only, the work is in
-``_fwd`` and ``_bwd``."""
+``forward`` and ``backward`` (the launches) and ``_fwd``/``_bwd`` (the kernels)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from ssmzoo_kernels.ssd import _bwd, _fwd
+from ssmzoo_kernels.ssd import backward as _bwd
+from ssmzoo_kernels.ssd import forward as _fwd
 from ssmzoo_kernels.ssd.tuning import DEFAULT, SSDTuning
 
 

@@ -6,6 +6,7 @@ from ssmzoo.models.interchange.formats import (
     detect,
     flag,
     lm_hf_config,
+    lm_keymap,
     lm_rows,
     lm_spec,
     lm_why_not,
@@ -18,6 +19,6 @@ from ssmzoo.models.interchange.formats import (
 from ssmzoo.models.interchange.keymap import KeyMap
 from ssmzoo.models.interchange.weights import read_weights, write_safetensors
 
-__all__ = ["CheckpointFormat", "KeyMap", "detect", "flag", "lm_hf_config", "lm_rows", "lm_spec",
+__all__ = ["CheckpointFormat", "KeyMap", "detect", "flag", "lm_hf_config", "lm_keymap", "lm_rows", "lm_spec",
            "lm_why_not", "load_foreign", "mamba_ssm_frame", "number", "own_tensor", "read_weights", "save_foreign",
            "write_safetensors"]

@@ -23,7 +23,7 @@ from ssmzoo.errors import CheckpointError, SSMZooError, did_you_mean
 from ssmzoo.models.interchange.keymap import KeyMap
 from ssmzoo.models.interchange.weights import read_weights, write_safetensors
 
-__all__ = ["CheckpointFormat", "lm_rows", "lm_spec", "lm_hf_config", "lm_why_not", "detect",
+__all__ = ["CheckpointFormat", "lm_keymap", "lm_rows", "lm_spec", "lm_hf_config", "lm_why_not", "detect",
            "load_foreign", "save_foreign", "own_tensor", "flag", "number", "mamba_ssm_frame",
            "MAMBA_SSM_DEFAULTS"]
 
@@ -96,6 +96,14 @@ def lm_rows(source: str, embedding_key: str = "backbone.embeddings.weight") -> K
         ("backbone.norm_f.bias",               "norm_f.bias"),
         ("lm_head.weight",                     "head.weight"),
     ))
+
+
+def lm_keymap(source: str, mixer_rows: tuple[tuple[str, str], ...],
+              embedding_key: str = "backbone.embeddings.weight") -> KeyMap:
+    """The key map of a causal LM in HF's or mamba_ssm's layout: the frame's rows and one layer's
+    mixer rows below ``backbone.layers.{i}.mixer.`` (source) and ``layers.{i}.mixer.`` (ssmzoo)."""
+    mixer = KeyMap(source, mixer_rows).prefixed("backbone.layers.{i}.mixer.", "layers.{i}.mixer.")
+    return lm_rows(source, embedding_key) + mixer
 
 
 def lm_spec(mixer: str, *, d_model: int, n_layers: int, vocab_size: int, norm: str = "rms",
