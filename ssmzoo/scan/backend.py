@@ -90,9 +90,10 @@ class SelectiveScanCall:
 
     # the tensor arguments in order, and the rest: a backend's autograd Function takes the
     # tensors positionally and rebuilds the call from them and the options (no re-spelling)
-    TENSORS: ClassVar[tuple[str, ...]] = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias",
-                                          "B_bias", "C_bias", "initial_state")
-    OPTIONS: ClassVar[tuple[str, ...]] = ("delta_softplus", "return_last_state", "discretization")
+    # (plain class attributes, not annotated: dataclass fields stay the call's arguments only)
+    TENSORS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "B_bias", "C_bias",
+               "initial_state")
+    OPTIONS = ("delta_softplus", "return_last_state", "discretization")
 
     def tensors(self) -> dict[str, Tensor]:
         """Every tensor argument that is set, by name (what gradients are owed for)."""

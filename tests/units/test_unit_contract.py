@@ -92,9 +92,15 @@ def test_save_load_round_trip(name: str, tmp_path) -> None:
     unit.save(tmp_path / "u")
     again = ssmzoo.load(tmp_path / "u")
     assert again.ssmzoo_spec == unit.ssmzoo_spec
+    ours, theirs = unit.state_dict(), again.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key, value in ours.items():  # the round trip itself: every tensor bit for bit
+        assert theirs[key].dtype == value.dtype and torch.equal(theirs[key], value), key
     x = torch.randn(2, LENGTH, D_MODEL, dtype=torch.float64)
     with torch.no_grad():
-        assert torch.equal(unit(x), again(x))
+        # the same function; compared to rounding, not bit for bit (a CI run of 2026-12-03 saw
+        # mamba-s6-alg2 differ in the last bits between two equal models, not reproduced since)
+        assert_close("output", unit(x), again(x), rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", NAMES)
