@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS cells (
     wall_time REAL,
     versions TEXT,
     finished_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 1
+    attempts INTEGER NOT NULL DEFAULT 1,
+    runner TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, runner TEXT NOT NULL,
@@ -102,6 +104,15 @@ def _explain(exc: BaseException) -> str:
     if "readonly" in low or "read-only" in low or "permission" in low:
         return f"{text} (the results directory must be writable; choose another with --out)"
     return text
+
+
+OPEN_RETRY_SECONDS = 60.0
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """A lock another connection holds (SQLITE_BUSY or SQLITE_LOCKED), worth a retry."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _guarded(method: _F) -> _F:
@@ -156,13 +167,36 @@ class Store:
                                      f"(tables cells and meta are missing)")
             return
         self.dir.mkdir(parents=True, exist_ok=True)
+        # Runners started together open (and may create) the file at once. Switching it to WAL
+        # and creating the schema can then meet a lock that SQLite reports at once instead of
+        # waiting out the connection's timeout; such a fault is retried, with jitter, for up to
+        # OPEN_RETRY_SECONDS. (The schema has every column, so new files need no migration: two
+        # runners migrating one new file at once made one fail with "duplicate column name".)
+        deadline = time.monotonic() + OPEN_RETRY_SECONDS
+        while True:
+            try:
+                self._setup()
+                return
+            except sqlite3.OperationalError as exc:
+                if self.conn is not None:
+                    self.conn.close()
+                    self.conn = None
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05 + 0.1 * random.random())
+
+    def _setup(self) -> None:
         self.conn = self._connect(str(self.path))
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
         columns = {r["name"] for r in self.conn.execute("PRAGMA table_info(cells)")}
         if "runner" not in columns:  # a database written before runners were recorded
-            self.conn.execute("ALTER TABLE cells ADD COLUMN runner TEXT")
+            try:
+                self.conn.execute("ALTER TABLE cells ADD COLUMN runner TEXT")
+            except sqlite3.OperationalError as exc:  # another runner added it first
+                if "duplicate column" not in str(exc).lower():
+                    raise
 
     def _connect(self, target: str) -> sqlite3.Connection:
         conn = sqlite3.connect(target, timeout=60, isolation_level=None,

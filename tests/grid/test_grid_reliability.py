@@ -207,3 +207,62 @@ def test_disk_full_is_one_line_and_keeps_finished_cells(tmp_path, tiny_registry,
     assert err.startswith("error: grid results") and "full" in err and err.count("\n") == 1
     rows = Store(out).rows()
     assert len(rows) == 1 and rows[0]["status"] == "ok"
+
+
+def test_store_open_retries_a_lock_reported_at_once(tmp_path, monkeypatch) -> None:
+    """Two runners creating one grid's file at once: a lock SQLite reports without waiting
+    ("database is locked" from the WAL switch or the schema) is retried; any other fault is
+    not."""
+    import ssmzoo.grid.store as store
+
+    real = store.Store._setup
+    faults = ["database is locked", "database is locked"]
+
+    def flaky(self):
+        if faults:
+            raise sqlite3.OperationalError(faults.pop())
+        return real(self)
+
+    monkeypatch.setattr(store.Store, "_setup", flaky)
+    s = store.Store(tmp_path / "out")
+    assert not faults and s.rows() == []
+    s.close()
+
+    def broken(self):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store.Store, "_setup", broken)
+    with pytest.raises(GridStoreError, match="disk I/O error"):
+        store.Store(tmp_path / "other")
+
+    monkeypatch.setattr(store, "OPEN_RETRY_SECONDS", 0.2)
+    monkeypatch.setattr(store.Store, "_setup",
+                        lambda self: (_ for _ in ()).throw(sqlite3.OperationalError("database is locked")))
+    with pytest.raises(GridStoreError, match="locked"):
+        store.Store(tmp_path / "third")
+
+
+def test_many_stores_open_one_new_file_at_once(tmp_path) -> None:
+    """Eight first opens of one new grid file at once, from threads: all open, one schema (before
+    the schema had every column, two openers both added the runner column and one failed with
+    "duplicate column name", as a CI run of two runners did)."""
+    import threading
+
+    errors, opened = [], []
+    start = threading.Barrier(8)
+
+    def open_one() -> None:
+        try:
+            start.wait()
+            s = Store(tmp_path / "out")  # a connection belongs to its thread: closed here
+            opened.append(s.rows() == [])
+            s.close()
+        except Exception as e:  # collected: a thread's exception would otherwise vanish
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and opened == [True] * 8
