@@ -143,8 +143,12 @@ def test_model_save_load_round_trip(tmp_path) -> None:
     assert config["spectrum_modes"] == {"layers.1.mixer.core": "delta"}
     again = ssmzoo.load(path)
     ids = torch.randint(0, 23, (2, 7))
+    for key, value in model.state_dict().items():  # the round trip: every tensor bit for bit
+        assert torch.equal(again.state_dict()[key], value), key
     with torch.no_grad():
-        assert torch.equal(model(ids), again(ids))
+        # the same function, to rounding: two equal models have given outputs that differ in
+        # the last bits in CI (not reproduced locally; docs/developer/workflow-notes.md)
+        assert_close("logits", model(ids), again(ids), rtol=1e-12)
     assert again.layers[1].mixer.core.spectrum_mode == "delta"
 
 
