@@ -42,14 +42,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_formats(args: argparse.Namespace) -> int:
-    from ssmzoo.models.interchange import CheckpointFormat
     from ssmzoo.registry import get_registry
 
     print("ssmzoo             read, write  ssmzoo's own (config.json with its spec, "
           "model.safetensors)")
     for name, fmt in sorted(get_registry().checkpoint_formats.items()):
-        writes = type(fmt).why_not is not CheckpointFormat.why_not
-        what = "read, write" if writes else "read"
-        family = f" [save(format={fmt.family!r})]" if writes else ""
+        what = "read, write" if fmt.writable else "read"
+        family = f" [save(format={fmt.family!r})]" if fmt.writable else ""
         print(f"{name:<18} {what:<12} {fmt.description}{family}  (plugin {fmt.plugin})")
     return 0

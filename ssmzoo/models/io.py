@@ -131,8 +131,10 @@ def _read_json(root: Path) -> dict[str, Any]:
 
 
 def is_own(config: dict[str, Any]) -> bool:
-    """Whether a config.json is ssmzoo's own (written by :func:`save`)."""
-    return str(config.get("format", "")).startswith("ssmzoo-checkpoint")
+    """Whether a config.json is ssmzoo's own (written by :func:`save`; those written before the
+    ``format`` field have ``spec`` and ``kind``)."""
+    return (str(config.get("format", "")).startswith("ssmzoo-checkpoint")
+            or ("spec" in config and "kind" in config))
 
 
 def _read_config(root: Path, config: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +158,7 @@ def checkpoint_spec(path: str | os.PathLike[str]) -> tuple[str, str]:
 
     root = Path(path)
     config = _read_json(root)
-    if is_own(config) or ("spec" in config and "kind" in config):
+    if is_own(config):
         return "ssmzoo", str(_read_config(root, config)["spec"])
     fmt = detect(config, repr(str(root / CONFIG_NAME)))
     return fmt.name, fmt.spec(config)
@@ -192,7 +194,7 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
 
     root = Path(path)
     config = _read_json(root)
-    if not is_own(config) and not ("spec" in config and "kind" in config):
+    if not is_own(config):
         fmt = detect(config, repr(str(root / CONFIG_NAME)))
         return load_foreign(root, config, fmt, map_location=map_location, dtype=dtype)
     config = _read_config(root, config)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,3 +28,21 @@ def write_grid(tmp_path: Path):
         path.write_text(text)
         return path
     return write
+
+
+def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], what: str,
+              timeout: float = 240) -> None:
+    """SIGKILL ``proc`` as soon as ``ready()`` holds (failing if it ends first or ``what`` does
+    not happen within ``timeout`` seconds); the process is gone afterwards either way."""
+    deadline = time.time() + timeout
+    try:
+        while not ready():
+            assert proc.poll() is None, f"the grid ended before {what}"
+            assert time.time() < deadline, f"no {what} in time"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ssmzoo.grid import Store, load_grid, run_grid
-from tests.grid.conftest import FAST_TASK
+from tests.grid.conftest import FAST_TASK, kill_when
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,18 +41,7 @@ def _run_and_kill(grid: Path, out: Path, ready: Callable[[], bool], what: str) -
     """Run the grid in a subprocess and SIGKILL it as soon as ``ready()`` holds."""
     code = SCRIPT.format(root=str(ROOT), grid=str(grid), out=str(out))
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)})
-    deadline = time.time() + 240
-    try:
-        while not ready():
-            assert proc.poll() is None, "the grid ended before it could be killed"
-            assert time.time() < deadline, f"no {what} in time"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    kill_when(proc, ready, what)
 
 
 def _count(db: Path) -> int:

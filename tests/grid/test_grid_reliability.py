@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from ssmzoo.errors import ConfigError
 from ssmzoo.grid import Store, parse_grid, run_grid
 from ssmzoo.grid.cell import run_cell
 from ssmzoo.grid.store import GridStoreError
-from tests.grid.conftest import FAST_TASK
+from tests.grid.conftest import FAST_TASK, kill_when
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,23 +117,17 @@ def test_killed_runner_cell_is_taken_over_after_its_lease(tmp_path, tiny_registr
     (tmp_path / "g.toml").write_text(GRID.replace("steps = 24", "steps = 400"))
     db = tmp_path / "out" / "grid.sqlite"
     proc = _runner(tmp_path, lease=3.0)
-    deadline = time.time() + 240
     held: list[str] = []
-    try:
-        while not held:
-            assert proc.poll() is None and time.time() < deadline, "no cell was claimed in time"
-            try:
-                with sqlite3.connect(db, timeout=5) as conn:
-                    held = [r[0] for r in conn.execute("SELECT key FROM claims")]
-            except sqlite3.OperationalError:  # not created yet
-                pass
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+
+    def claimed() -> bool:
+        try:
+            with sqlite3.connect(db, timeout=5) as conn:
+                held[:] = [r[0] for r in conn.execute("SELECT key FROM claims")]
+        except sqlite3.OperationalError:  # not created yet
+            pass
+        return bool(held)
+
+    kill_when(proc, claimed, "cell claimed")
     result = run_grid(str(tmp_path / "g.toml"), out=tmp_path / "out", registry=tiny_registry,
                       progress=False, lease=3.0)
     rows = {r["key"]: r for r in Store(tmp_path / "out").rows()}

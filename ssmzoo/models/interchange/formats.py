@@ -57,6 +57,13 @@ class CheckpointFormat:
     embedding_key = "backbone.embeddings.weight"
     head_key = "lm_head.weight"
     weights_name = "model.safetensors"  # what save writes
+    model_types: tuple[str, ...] = ()   # HF model_type values it claims (for error messages)
+    ssm_layers: tuple[str, ...] = ()    # mamba_ssm ssm_cfg layers it claims (for error messages)
+
+    @property
+    def writable(self) -> bool:
+        """Whether ``save(format=family)`` can write this format (it defines :meth:`why_not`)."""
+        return type(self).why_not is not CheckpointFormat.why_not
 
     def claims(self, config: dict[str, Any]) -> bool:
         """Whether this format reads the directory whose config.json is ``config``."""
@@ -190,14 +197,14 @@ def detect(config: dict[str, Any], where: str) -> CheckpointFormat:
     known = "; ".join(f"{f.name}: {f.description}" for _, f in sorted(formats.items()))
     model_type = config.get("model_type")
     if model_type is not None:
-        types = [t for f in formats.values() for t in getattr(f, "model_types", ())]
+        types = [t for f in formats.values() for t in f.model_types]
         raise CheckpointError(
             f"ssmzoo.load: {where} has model_type {model_type!r}, which no format reads"
             f"{did_you_mean(str(model_type), types)}; ssmzoo reads its own checkpoints and: "
             f"{known}")
     if isinstance(config.get("ssm_cfg"), dict):
         layer = config["ssm_cfg"].get("layer", "Mamba1")
-        layers = [t for f in formats.values() for t in getattr(f, "ssm_layers", ())]
+        layers = [t for f in formats.values() for t in f.ssm_layers]
         raise CheckpointError(
             f"ssmzoo.load: {where} is a mamba_ssm config whose ssm_cfg layer is {layer!r}, "
             f"which no format reads{did_you_mean(str(layer), layers)}; known layers: "
@@ -258,7 +265,7 @@ def save_foreign(model: nn.Module, path: Path, family: str) -> Path:
 
     formats = [f for f in get_registry().checkpoint_formats.values() if f.family == family]
     families = sorted({f.family for f in get_registry().checkpoint_formats.values()
-                       if f.family and type(f).why_not is not CheckpointFormat.why_not})
+                       if f.family and f.writable})
     if not formats:
         raise CheckpointError(f"save: unknown format {family!r}; expected 'ssmzoo' or one of "
                               f"{', '.join(repr(f) for f in families)}"
